@@ -38,10 +38,20 @@ struct Ranges {
     by_node: Vec<Vec<usize>>,
 }
 
-fn ranges(p: &Prepared, m: &mut Milp, r_pos: usize, cost: impl Fn(usize, usize, usize) -> f64) -> Ranges {
+/// The admissible ranges and their binaries; `None` when `ctx` asks to stop while building.
+fn ranges(
+    p: &Prepared,
+    m: &mut Milp,
+    r_pos: usize,
+    ctx: &Context<'_>,
+    cost: impl Fn(usize, usize, usize) -> f64,
+) -> Option<Ranges> {
     let (n, l) = (p.num_nodes(), p.num_layers());
     let mut rg = Ranges { list: vec![], vars: vec![], ends: HashMap::new(), starts: HashMap::new(), by_node: vec![vec![]; n] };
     for v in 0..n {
+        if ctx.should_stop() {
+            return None;
+        }
         for a in 0..l {
             if a == 0 && !p.input_time_s(v).is_finite() {
                 continue;
@@ -65,7 +75,7 @@ fn ranges(p: &Prepared, m: &mut Milp, r_pos: usize, cost: impl Fn(usize, usize, 
             }
         }
     }
-    rg
+    Some(rg)
 }
 
 impl Solver<Pipeline> for MilpSolver {
