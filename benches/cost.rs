@@ -15,7 +15,9 @@ fn bench(c: &mut Criterion) {
         "model": "llama-2-70b", "device": "h100-sxm", "batch": 4, "seq_len": 2048
     }))
     .unwrap();
-    c.bench_function("cost/profile llama-2-70b on h100-sxm", |b| b.iter(|| profile(cat, black_box(&req)).unwrap()));
+    c.bench_function("cost/profile llama-2-70b on h100-sxm", |b| {
+        b.iter(|| profile(cat, black_box(&req)).unwrap())
+    });
 }
 
 criterion_group!(benches, bench);

@@ -3,7 +3,9 @@
 //! - `exact/large-82x16`: LLaMA-2-70B (embedding + 80 blocks + head) on 16 heterogeneous nodes with
 //!   per-pair random links, proven optimum (bisection + subset-bitset DP);
 //! - `local-search/large-82x16`: the heuristic on the same instance;
-//! - `local-search/128x64`: 128 layers on 64 nodes.
+//! - `local-search/128x64`: 128 layers on 64 nodes;
+//! - `exact/large-linkbound`, `local-search/large-linkbound`: the `-linkbound` regime (slow, uneven
+//!   per-pair links, tight memory, shared fast nodes), where heuristics and the optimum separate.
 //!
 //! `PIPELINE_GAP=50` first prints the local-search gap to the proven optimum over that many generated
 //! large instances (min / mean / median / p90 / max, and exact solve times).
@@ -19,9 +21,19 @@ fn prep(size: &str, seed: u64) -> Prepared {
     Pipeline::prepare(&Pipeline::generate(size, seed).unwrap(), Catalog::builtin()).unwrap()
 }
 
-fn solve(p: &Prepared, name: &str) -> solve::SolveResult<edgeplan::problems::pipeline::PipelineSolution> {
+fn solve(
+    p: &Prepared,
+    name: &str,
+) -> solve::SolveResult<edgeplan::problems::pipeline::PipelineSolution> {
     let s = solve::find_solver::<Pipeline>(p, name).unwrap();
-    solve::run::<Pipeline>(p, s.as_ref(), &SolveOptions::default(), &mut NoObserver, StopFlag::new()).unwrap()
+    solve::run::<Pipeline>(
+        p,
+        s.as_ref(),
+        &SolveOptions::default(),
+        &mut NoObserver,
+        StopFlag::new(),
+    )
+    .unwrap()
 }
 
 fn gap_report(n: u64) {
@@ -56,16 +68,32 @@ fn gap_report(n: u64) {
 }
 
 fn benches(c: &mut Criterion) {
-    if let Some(n) = std::env::var("PIPELINE_GAP").ok().and_then(|v| v.parse().ok()) {
+    if let Some(n) = std::env::var("PIPELINE_GAP")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         gap_report(n);
     }
     let large = prep("large", 7);
     let big = prep("128x64", 7);
+    let lb = prep("large-linkbound", 7);
     let mut g = c.benchmark_group("pipeline");
     g.sample_size(10).measurement_time(Duration::from_secs(10));
-    g.bench_function("exact/large-82x16", |b| b.iter(|| black_box(solve(&large, "exact"))));
-    g.bench_function("local-search/large-82x16", |b| b.iter(|| black_box(solve(&large, "local-search"))));
-    g.bench_function("local-search/128x64", |b| b.iter(|| black_box(solve(&big, "local-search"))));
+    g.bench_function("exact/large-82x16", |b| {
+        b.iter(|| black_box(solve(&large, "exact")))
+    });
+    g.bench_function("local-search/large-82x16", |b| {
+        b.iter(|| black_box(solve(&large, "local-search")))
+    });
+    g.bench_function("local-search/128x64", |b| {
+        b.iter(|| black_box(solve(&big, "local-search")))
+    });
+    g.bench_function("exact/large-linkbound", |b| {
+        b.iter(|| black_box(solve(&lb, "exact")))
+    });
+    g.bench_function("local-search/large-linkbound", |b| {
+        b.iter(|| black_box(solve(&lb, "local-search")))
+    });
     g.finish();
 }
 

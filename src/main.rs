@@ -145,6 +145,10 @@ struct ProfileArgs {
     /// LoRA target matrices, comma-separated: q,k,v,o,gate,up,down (default q,v).
     #[arg(long, value_delimiter = ',')]
     lora_targets: Vec<String>,
+    /// Measured per-layer CSV (docs/cost-model.md, "Measured profiles"): matching rows replace the
+    /// analytic layer times; needs --device.
+    #[arg(long, value_name = "FILE")]
+    measured: Option<String>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -823,6 +827,7 @@ fn cmd_profile(catalog: &Catalog, a: &ProfileArgs) -> Result<u8> {
         "seq_len": a.seq,
         "gen_tokens": a.gen_tokens,
         "recipe": recipe_json(a)?,
+        "measured": a.measured,
     });
     let req: ProfileRequest = edgeplan::error::from_json_value(request)?;
     let report = profile(catalog, &req)?;

@@ -444,3 +444,59 @@ fn profile_prints_layers_and_json() {
         stderr(&o)
     );
 }
+
+#[test]
+fn profile_measured_csv_replaces_layer_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("m.csv");
+    std::fs::write(
+        &csv,
+        "model,device,phase,batch,seq_len,layer,time_s\n\
+         llama-2-7b,rtx-4090,prefill,1,512,block.0,0.125\n",
+    )
+    .unwrap();
+    fn args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+        let mut a = vec![
+            "profile",
+            "llama-2-7b",
+            "--device",
+            "rtx-4090",
+            "--measured",
+        ];
+        a.extend_from_slice(extra);
+        a
+    }
+    let o = edgeplan(&args(&[csv.to_str().unwrap(), "--json"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(r["measured_layers"], 1);
+    assert_eq!(r["layers"][1]["time_source"], "measured");
+    assert_eq!(r["layers"][2]["time_source"], "analytic");
+    let t = &r["layers"][1]["time"];
+    let total = t["fwd_s"].as_f64().unwrap() + t["bwd_s"].as_f64().unwrap();
+    assert!((total - 0.125).abs() < 1e-12, "{total}");
+    // the table marks measured layers
+    let o = edgeplan(&args(&[csv.to_str().unwrap()]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("measured ("), "{}", stdout(&o));
+    assert!(stdout(&o).contains("125.000*"), "{}", stdout(&o));
+    // a bad row: exit 1, the file, the line and the column, no panic
+    std::fs::write(
+        &csv,
+        "model,device,phase,batch,seq_len,layer,time_s\n\
+         llama-2-7b,rtx-4090,prefill,1,512,block.0,NaN\n",
+    )
+    .unwrap();
+    let o = edgeplan(&args(&[csv.to_str().unwrap()]));
+    assert_no_panic(&o);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("$.measured") && e.contains("line 2, column 'time_s'") && e.contains("m.csv"),
+        "{e}"
+    );
+    let o = edgeplan(&args(&["/no/such/file.csv"]));
+    assert_no_panic(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("/no/such/file.csv"), "{}", stderr(&o));
+}

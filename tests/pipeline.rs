@@ -5,7 +5,9 @@
 use edgeplan::catalog::Catalog;
 use edgeplan::problems::pipeline::cost::Prepared;
 use edgeplan::problems::pipeline::*;
-use edgeplan::solve::{self, Family, NoObserver, SolutionStatus, SolveOptions, StopFlag, Termination};
+use edgeplan::solve::{
+    self, Family, NoObserver, SolutionStatus, SolveOptions, StopFlag, Termination,
+};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -33,7 +35,11 @@ fn run(p: &Prepared, name: &str, opts: &SolveOptions) -> solve::SolveResult<Pipe
 }
 
 fn exact_opts() -> SolveOptions {
-    SolveOptions { mip_rel_gap: Some(1e-9), time_limit_s: Some(60.0), ..Default::default() }
+    SolveOptions {
+        mip_rel_gap: Some(1e-9),
+        time_limit_s: Some(60.0),
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -43,7 +49,12 @@ fn pipeedge_vit_base_known_optimum() {
     let p = prep(&instance_of(&doc));
     for name in ["exact", "milp"] {
         let r = run(&p, name, &exact_opts());
-        assert_eq!(r.status.termination, Termination::Optimal, "{name}: {:?}", r.notes);
+        assert_eq!(
+            r.status.termination,
+            Termination::Optimal,
+            "{name}: {:?}",
+            r.notes
+        );
         let obj = r.objective.unwrap();
         assert!((obj - 1.5476).abs() < 1e-4, "{name}: bottleneck {obj}");
         assert!(r.evaluation.as_ref().unwrap().violations.is_empty());
@@ -58,12 +69,25 @@ fn pipeedge_readme_schedule_scores_1_7521() {
     let doc = load("pipeedge-vit-base.json");
     let p = prep(&instance_of(&doc));
     // Minnowboards first, then RCCs, 6 layers each (the README's illustration).
-    let names = ["minnowboard-0", "minnowboard-1", "minnowboard-2", "minnowboard-3", "rcc-0", "rcc-1", "rcc-2", "rcc-3"];
+    let names = [
+        "minnowboard-0",
+        "minnowboard-1",
+        "minnowboard-2",
+        "minnowboard-3",
+        "rcc-0",
+        "rcc-1",
+        "rcc-2",
+        "rcc-3",
+    ];
     let sol = PipelineSolution {
         stages: names
             .iter()
             .enumerate()
-            .map(|(i, n)| StageAssignment { node: n.to_string(), first_layer: 6 * i, last_layer: 6 * i + 5 })
+            .map(|(i, n)| StageAssignment {
+                node: n.to_string(),
+                first_layer: 6 * i,
+                last_layer: 6 * i + 5,
+            })
             .collect(),
     };
     let e = Pipeline::evaluate(&p, &sol);
@@ -72,7 +96,15 @@ fn pipeedge_readme_schedule_scores_1_7521() {
     // the timeline for plotting is in the metrics
     let st = e.metrics["stages"].as_array().unwrap();
     assert_eq!(st.len(), 8);
-    for key in ["start_s", "end_s", "compute_s", "comm_out_s", "comm_start_s", "comm_end_s", "memory_bytes"] {
+    for key in [
+        "start_s",
+        "end_s",
+        "compute_s",
+        "comm_out_s",
+        "comm_start_s",
+        "comm_end_s",
+        "memory_bytes",
+    ] {
         assert!(st[3][key].is_number(), "{key}");
     }
 }
@@ -104,15 +136,23 @@ fn random_instance(seed: u64, k: Knobs) -> PipelineInstance {
     let mut u = |a: f64, b: f64| -> f64 { (r.random_range(a..b) * 64.0).round() / 64.0 };
     let weight: Vec<f64> = (0..l).map(|_| u(1.0, 10.0)).collect();
     let output: Vec<f64> = (0..l).map(|_| u(0.5, 5.0)).collect();
-    let act: Vec<f64> = (0..l).map(|_| if training { u(0.0, 3.0) } else { 0.0 }).collect();
-    let kv: Vec<f64> = (0..l).map(|_| if training { 0.0 } else { u(0.0, 2.0) }).collect();
+    let act: Vec<f64> = (0..l)
+        .map(|_| if training { u(0.0, 3.0) } else { 0.0 })
+        .collect();
+    let kv: Vec<f64> = (0..l)
+        .map(|_| if training { 0.0 } else { u(0.0, 2.0) })
+        .collect();
     let input = u(0.0, 5.0);
     let types: Vec<NodeTypeTable> = (0..ntypes)
         .map(|t| NodeTypeTable {
             name: format!("type{t}"),
             memory_bytes: None,
             time_s: (0..l).map(|_| u(0.1, 2.0)).collect(),
-            backward_time_s: if training { (0..l).map(|_| u(0.1, 3.0)).collect() } else { vec![] },
+            backward_time_s: if training {
+                (0..l).map(|_| u(0.1, 3.0)).collect()
+            } else {
+                vec![]
+            },
             energy_j: vec![],
         })
         .collect();
@@ -122,7 +162,13 @@ fn random_instance(seed: u64, k: Knobs) -> PipelineInstance {
             name: format!("n{i}"),
             device: format!("type{}", r.random_range(0..ntypes)),
             memory_bytes: Some((r.random_range(5.0..45.0f64) * 4.0).round() / 4.0),
-            availability: if r.random_bool(0.1) { 0.0 } else if r.random_bool(0.3) { 0.5 } else { 1.0 },
+            availability: if r.random_bool(0.1) {
+                0.0
+            } else if r.random_bool(0.3) {
+                0.5
+            } else {
+                1.0
+            },
             power_w: Some(r.random_range(1.0..10.0f64).round()),
             tx_power_w: r.random_range(0.0..2.0f64).round(),
         })
@@ -141,7 +187,13 @@ fn random_instance(seed: u64, k: Knobs) -> PipelineInstance {
             }
         }
     }
-    let pick = |r: &mut ChaCha8Rng| if r.random_bool(0.5) { Some(format!("n{}", r.random_range(0..n))) } else { None };
+    let pick = |r: &mut ChaCha8Rng| {
+        if r.random_bool(0.5) {
+            Some(format!("n{}", r.random_range(0..n)))
+        } else {
+            None
+        }
+    };
     let source = pick(&mut r);
     let sink = pick(&mut r);
     let workload = if training {
@@ -150,12 +202,24 @@ fn random_instance(seed: u64, k: Knobs) -> PipelineInstance {
             micro_batches: r.random_range(1..=4),
             seq_len: 8,
             recipe: RecipeSpec::Full,
-            schedule: if r.random_bool(0.5) { Schedule::Gpipe } else { Schedule::OneFOneB },
+            schedule: if r.random_bool(0.5) {
+                Schedule::Gpipe
+            } else {
+                Schedule::OneFOneB
+            },
         }))
     } else {
-        Some(WorkloadSpec::Inference(InferenceSpec { batch: 1, prompt_len: 4, gen_len: 2 }))
+        Some(WorkloadSpec::Inference(InferenceSpec {
+            batch: 1,
+            prompt_len: 4,
+            gen_len: 2,
+        }))
     };
-    let energy_budget_j = if !k.replicated && r.random_bool(0.25) { Some(r.random_range(2.0..60.0f64).round()) } else { None };
+    let energy_budget_j = if !k.replicated && r.random_bool(0.25) {
+        Some(r.random_range(2.0..60.0f64).round())
+    } else {
+        None
+    };
     PipelineInstance {
         model: ModelSpec::Table(ProfileTable {
             layer_names: vec![],
@@ -172,7 +236,11 @@ fn random_instance(seed: u64, k: Knobs) -> PipelineInstance {
         nodes,
         links,
         default_link: None,
-        routing: if r.random_bool(0.5) { Routing::ShortestPath } else { Routing::Direct },
+        routing: if r.random_bool(0.5) {
+            Routing::ShortestPath
+        } else {
+            Routing::Direct
+        },
         source,
         sink,
         objective,
@@ -197,28 +265,66 @@ fn check_single(seed: u64) -> std::result::Result<(), TestCaseError> {
         let r = run(&p, name, &opts);
         match brute {
             None => {
-                prop_assert_eq!(r.status.termination, Termination::Infeasible, "{} seed {} notes {:?}", name, seed, r.notes);
+                prop_assert_eq!(
+                    r.status.termination,
+                    Termination::Infeasible,
+                    "{} seed {} notes {:?}",
+                    name,
+                    seed,
+                    r.notes
+                );
                 prop_assert!(r.objective.is_none());
             }
             Some(b) => {
-                prop_assert_eq!(r.status.solution, SolutionStatus::Optimal, "{} seed {}: {:?} {:?}", name, seed, r.status, r.notes);
+                prop_assert_eq!(
+                    r.status.solution,
+                    SolutionStatus::Optimal,
+                    "{} seed {}: {:?} {:?}",
+                    name,
+                    seed,
+                    r.status,
+                    r.notes
+                );
                 let o = r.objective.unwrap();
                 prop_assert!(close(o, b), "{} seed {}: {} vs brute {}", name, seed, o, b);
                 prop_assert!(r.evaluation.unwrap().violations.is_empty());
             }
         }
     }
-    for name in ["order-dp", "speed-dp", "local-search", "petals-greedy", "equal-split"] {
+    for name in [
+        "order-dp",
+        "speed-dp",
+        "local-search",
+        "petals-greedy",
+        "equal-split",
+    ] {
         let r = run(&p, name, &SolveOptions::default());
         if r.solution.is_some() {
             // whatever a heuristic returns, evaluate agrees with it and it is not better than the optimum
             let e = r.evaluation.as_ref().unwrap();
-            prop_assert!(e.violations.iter().all(|v| !v.contains("disagrees")), "{} seed {}: {:?}", name, seed, e.violations);
+            prop_assert!(
+                e.violations.iter().all(|v| !v.contains("disagrees")),
+                "{} seed {}: {:?}",
+                name,
+                seed,
+                e.violations
+            );
             if let (Some(o), Some(b)) = (r.objective, brute) {
-                prop_assert!(o >= b - 1e-9 * b.abs().max(1.0), "{} seed {} beat brute force", name, seed);
+                prop_assert!(
+                    o >= b - 1e-9 * b.abs().max(1.0),
+                    "{} seed {} beat brute force",
+                    name,
+                    seed
+                );
             }
             if name != "petals-greedy" && name != "equal-split" {
-                prop_assert!(e.feasible, "{} seed {} returned an infeasible plan {:?}", name, seed, e.violations);
+                prop_assert!(
+                    e.feasible,
+                    "{} seed {} returned an infeasible plan {:?}",
+                    name,
+                    seed,
+                    e.violations
+                );
             }
         } else {
             prop_assert!(r.objective.is_none());
@@ -279,7 +385,9 @@ fn exact_matches_brute_force_on_fixed_seeds() {
 
 fn err_of(doc: serde_json::Value) -> String {
     let f = edgeplan::problems::family("pipeline").unwrap();
-    f.validate(&doc, Catalog::builtin()).unwrap_err().to_string()
+    f.validate(&doc, Catalog::builtin())
+        .unwrap_err()
+        .to_string()
 }
 
 #[test]
@@ -295,7 +403,12 @@ fn validation_reports_json_paths() {
     let mut d = good.clone();
     d["nodes"][1]["device"] = serde_json::json!("Minnowboard-E3854");
     let e = err_of(d);
-    assert!(e.contains("$.nodes[1].device") && e.contains("did you mean") && e.contains("Minnowboard-E3845"), "{e}");
+    assert!(
+        e.contains("$.nodes[1].device")
+            && e.contains("did you mean")
+            && e.contains("Minnowboard-E3845"),
+        "{e}"
+    );
 
     let mut d = good.clone();
     d["nodes"] = serde_json::json!([]);
@@ -327,7 +440,8 @@ fn validation_reports_json_paths() {
     assert!(err_of(d).contains("unknown"));
 
     // NaN is not JSON; infinities cannot be written either: a huge literal overflows to an error
-    let text = r#"{"family": "pipeline", "nodes": [], "model": {"table": {"weight_bytes": [NaN]}}}"#;
+    let text =
+        r#"{"family": "pipeline", "nodes": [], "model": {"table": {"weight_bytes": [NaN]}}}"#;
     assert!(edgeplan::problems::parse_document(text).is_err());
 }
 
@@ -378,9 +492,16 @@ fn bundled_instances_solve() {
     assert!(names.len() >= 7, "{names:?}");
     for name in names {
         let doc = load(&name);
-        let opts = SolveOptions { time_limit_s: Some(20.0), ..Default::default() };
-        let r = edgeplan::problems::solve_document(&doc, "auto", &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let e = r.evaluation.as_ref().unwrap_or_else(|| panic!("{name}: no solution, {:?} {:?}", r.status, r.notes));
+        let opts = SolveOptions {
+            time_limit_s: Some(20.0),
+            ..Default::default()
+        };
+        let r = edgeplan::problems::solve_document(&doc, "auto", &opts)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let e = r
+            .evaluation
+            .as_ref()
+            .unwrap_or_else(|| panic!("{name}: no solution, {:?} {:?}", r.status, r.notes));
         assert!(e.feasible, "{name}: {:?}", e.violations);
         eprintln!(
             "{name}: {} via {} objective {:.6} bound {:?} in {:.3}s, {} stages",

@@ -491,6 +491,7 @@ def profile(
     lora_targets: Optional[Iterable[str]] = None,
     gen_tokens: int = 128,
     *,
+    measured: Optional[Union[str, os.PathLike[str]]] = None,
     catalog: CatalogArg = None,
 ) -> Report:
     """The analytic cost model for one model (and device): parameters, memory, per-layer FLOPs, bytes and
@@ -500,6 +501,11 @@ def profile(
     (LoRA defaults: rank 8, targets q, v). ``seq`` is the prompt (training: sequence) length and
     ``gen_tokens`` the tokens decoded after it. The report is a dict (``params``, ``memory``,
     ``layers``, ``prefill``, ``decode``, ``training``, ...) with ``"table"`` as the CLI prints it.
+
+    ``measured``: path of a measured per-layer CSV (docs/cost-model.md, "Measured profiles"; needs a
+    ``device``); layers with a matching row take its time and energy, each layer's ``time_source`` /
+    ``decode_time_source`` says ``"measured"`` or ``"analytic"`` and ``measured_layers`` counts them.
+    Relative paths resolve against the current directory.
     """
     request = {
         "model": model,
@@ -510,6 +516,7 @@ def profile(
         "seq_len": seq,
         "gen_tokens": gen_tokens,
         "recipe": _recipe(recipe, dtype.lower(), lora_rank, lora_targets),
+        "measured": None if measured is None else os.fspath(measured),
     }
     out = _edgeplan.profile(json.dumps(request), **_catalog_args(catalog))
     return Report(json.loads(out))

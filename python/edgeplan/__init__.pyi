@@ -110,5 +110,6 @@ def profile(
     lora_targets: Optional[Iterable[str]] = None,
     gen_tokens: int = 128,
     *,
+    measured: Optional[Union[str, os.PathLike[str]]] = None,
     catalog: CatalogArg = None,
 ) -> Report: ...

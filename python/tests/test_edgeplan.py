@@ -276,6 +276,28 @@ def test_profile_recipes():
     assert e.value.path == "$.model"
 
 
+def test_profile_measured_csv(tmp_path):
+    csv = tmp_path / "m.csv"
+    csv.write_text(
+        "model,device,phase,batch,seq_len,layer,time_s,energy_j\n"
+        "llama-2-7b,rtx-4090,prefill,1,512,block.0,0.125,2.5\n"
+    )
+    base = edgeplan.profile("llama-2-7b", device="rtx-4090")
+    r = edgeplan.profile("llama-2-7b", device="rtx-4090", measured=csv)
+    assert base["measured_layers"] == 0 and r["measured_layers"] == 1
+    assert r["request"]["measured"] == str(csv)
+    assert [l["time_source"] for l in r["layers"][:3]] == ["analytic", "measured", "analytic"]
+    t = r["layers"][1]["time"]
+    assert abs(t["fwd_s"] + t["bwd_s"] - 0.125) < 1e-12
+    assert r["layers"][2]["time"] == base["layers"][2]["time"]
+    assert r.layers[1]["time_source"] == "measured"
+    csv.write_text("model,device,phase,batch,seq_len,layer,time_s\nllama-2-7b,rtx-4090,warmup,1,512,0,0.1\n")
+    with pytest.raises(edgeplan.InvalidInstanceError) as e:
+        edgeplan.profile("llama-2-7b", device="rtx-4090", measured=str(csv))
+    assert e.value.path == "$.measured"
+    assert "line 2, column 'phase'" in str(e.value)
+
+
 # ------------------------------------------------------------------------------------------------
 # pandas
 

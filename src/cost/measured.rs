@@ -6,12 +6,15 @@
 //! `energy_j` and `memory_bytes` may be empty. For `phase = training`, `time_s` / `energy_j` cover
 //! forward + backward and are split in the analytic ratio. Lookups are exact matches (model and device
 //! names as in the catalog, case-insensitive; `seq_len` is the context length for decode rows).
+//! Every row is validated on reading (known columns and phase, `batch`/`seq_len` >= 1, finite
+//! non-negative `time_s`/`energy_j`/`memory_bytes`, no duplicate keys); errors name the CSV line.
 
 use super::memory::{recipe_workload, trainable_params_per_layer, Recipe};
 use super::roofline::{layer_time, Hardware, LayerTime};
 use super::{layer_table, LayerCost, Phase, Workload};
 use crate::catalog::LlmCard;
 use crate::error::{Error, Result};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -35,34 +38,182 @@ pub struct MeasuredRow {
     pub memory_bytes: Option<f64>,
 }
 
+/// Where a layer's time (and energy) came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeSource {
+    /// A row of the measured table.
+    Measured,
+    /// The analytic roofline.
+    Analytic,
+}
+
+/// The CSV columns, in the documented order; the first seven are required.
+pub const COLUMNS: [&str; 11] = [
+    "model",
+    "device",
+    "phase",
+    "batch",
+    "seq_len",
+    "layer",
+    "time_s",
+    "runtime",
+    "dtype",
+    "energy_j",
+    "memory_bytes",
+];
+const REQUIRED: usize = 7;
+const PHASES: [&str; 3] = ["prefill", "decode", "training"];
+
 /// A table of measured rows.
 #[derive(Debug, Clone, Default)]
 pub struct MeasuredProfiles {
     pub rows: Vec<MeasuredRow>,
 }
 
+fn bad(message: String) -> Error {
+    Error::invalid("$", message)
+}
+
 impl MeasuredProfiles {
-    /// Reads a CSV file.
+    /// Reads a CSV file. Errors are [`Error::Io`] (file cannot be opened) or [`Error::Invalid`] at `$`
+    /// whose message names the file, the CSV line and the column.
     pub fn from_csv_path(path: impl AsRef<Path>) -> Result<Self> {
         let p = path.as_ref();
         let f = std::fs::File::open(p).map_err(|e| Error::io(p.display(), e))?;
-        Self::from_reader(f).map_err(|e| e.at(&p.display().to_string()))
+        Self::from_reader(f).map_err(|e| match e {
+            Error::Invalid { path, message } => Error::Invalid {
+                path,
+                message: format!("{}: {message}", p.display()),
+            },
+            other => other,
+        })
     }
 
-    /// Reads CSV text from any reader.
+    /// Reads a CSV file named in an input field: like [`Self::from_csv_path`] but a missing or
+    /// unreadable file is also an [`Error::Invalid`] at `$` (callers prefix the field's JSON path with
+    /// [`Error::at`]).
+    pub fn load(path: &str) -> Result<Self> {
+        if path.trim().is_empty() {
+            return Err(bad("must name a CSV file".into()));
+        }
+        Self::from_csv_path(path).map_err(|e| match e {
+            Error::Io { path, source } => {
+                bad(format!("cannot read measured profile '{path}': {source}"))
+            }
+            other => other,
+        })
+    }
+
+    /// Reads CSV text from any reader and validates every row. Errors are [`Error::Invalid`] at `$`
+    /// with the CSV line (1 = header) and the column in the message.
     pub fn from_reader<R: std::io::Read>(r: R) -> Result<Self> {
         let mut rd = csv::ReaderBuilder::new()
             .trim(csv::Trim::All)
             .from_reader(r);
+        let headers = rd
+            .headers()
+            .map_err(|e| bad(format!("line 1 (header): {e}")))?
+            .clone();
+        for (i, h) in headers.iter().enumerate() {
+            if !COLUMNS.contains(&h) {
+                return Err(bad(format!(
+                    "line 1 (header), column {}: unknown column '{h}'; expected {}",
+                    i + 1,
+                    COLUMNS.join(", ")
+                )));
+            }
+            if headers.iter().take(i).any(|x| x == h) {
+                return Err(bad(format!("line 1 (header): column '{h}' appears twice")));
+            }
+        }
+        for c in &COLUMNS[..REQUIRED] {
+            if !headers.iter().any(|h| h == *c) {
+                return Err(bad(format!(
+                    "line 1 (header): missing column '{c}' (required: {})",
+                    COLUMNS[..REQUIRED].join(", ")
+                )));
+            }
+        }
+        let phase_col = headers.iter().position(|h| h == "phase");
         let mut rows = Vec::new();
-        for (i, rec) in rd.deserialize::<MeasuredRow>().enumerate() {
-            let row =
-                rec.map_err(|e| Error::invalid(format!("$[{i}]"), format!("bad CSV row: {e}")))?;
-            if !(row.time_s.is_finite() && row.time_s >= 0.0) {
-                return Err(Error::invalid(
-                    format!("$[{i}].time_s"),
-                    "must be a finite number >= 0",
-                ));
+        let mut seen: std::collections::HashMap<(String, String, Phase, u64, u64, String), u64> =
+            std::collections::HashMap::new();
+        let mut rec = csv::StringRecord::new();
+        loop {
+            match rd.read_record(&mut rec) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    let line = e.position().map_or(0, |p| p.line());
+                    return Err(bad(match e.kind() {
+                        csv::ErrorKind::UnequalLengths {
+                            expected_len, len, ..
+                        } => format!("line {line}: {len} fields, the header has {expected_len}"),
+                        _ => format!("line {line}: {e}"),
+                    }));
+                }
+            }
+            let line = rec.position().map_or(0, |p| p.line());
+            // serde's enum errors carry no column: check the phase first
+            if let Some(ph) = phase_col.and_then(|i| rec.get(i)) {
+                if !PHASES.contains(&ph) {
+                    return Err(bad(format!(
+                        "line {line}, column 'phase': unknown phase '{ph}'; expected {}",
+                        PHASES.join(", ")
+                    )));
+                }
+            }
+            let row: MeasuredRow = rec.deserialize(Some(&headers)).map_err(|e| {
+                bad(match e.kind() {
+                    csv::ErrorKind::Deserialize { err, .. } => {
+                        let col = err
+                            .field()
+                            .and_then(|f| headers.get(f as usize))
+                            .map_or(String::new(), |c| format!(", column '{c}'"));
+                        format!("line {line}{col}: {}", err.kind())
+                    }
+                    _ => format!("line {line}: {e}"),
+                })
+            })?;
+            let at = |col: &str, msg: String| bad(format!("line {line}, column '{col}': {msg}"));
+            for (col, v) in [
+                ("model", &row.model),
+                ("device", &row.device),
+                ("layer", &row.layer),
+            ] {
+                if v.is_empty() {
+                    return Err(at(col, "must not be empty".into()));
+                }
+            }
+            for (col, v) in [("batch", row.batch), ("seq_len", row.seq_len)] {
+                if v == 0 {
+                    return Err(at(col, "must be >= 1".into()));
+                }
+            }
+            for (col, v) in [
+                ("time_s", Some(row.time_s)),
+                ("energy_j", row.energy_j),
+                ("memory_bytes", row.memory_bytes),
+            ] {
+                if let Some(x) = v {
+                    if !(x.is_finite() && x >= 0.0) {
+                        return Err(at(col, format!("must be a finite number >= 0, got {x}")));
+                    }
+                }
+            }
+            let key = (
+                row.model.to_ascii_lowercase(),
+                row.device.to_ascii_lowercase(),
+                row.phase,
+                row.batch,
+                row.seq_len,
+                row.layer.clone(),
+            );
+            if let Some(prev) = seen.insert(key, line) {
+                return Err(bad(format!(
+                    "line {line}: same model, device, phase, batch, seq_len and layer as line {prev}"
+                )));
             }
             rows.push(row);
         }
@@ -116,6 +267,19 @@ pub fn layer_times(
     w: &Workload,
     measured: Option<&MeasuredProfiles>,
 ) -> Vec<LayerTime> {
+    layer_times_sourced(card, hw, w, measured)
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect()
+}
+
+/// [`layer_times`] with where each layer's time came from.
+pub fn layer_times_sourced(
+    card: &LlmCard,
+    hw: &Hardware,
+    w: &Workload,
+    measured: Option<&MeasuredProfiles>,
+) -> Vec<(LayerTime, TimeSource)> {
     let recipe = if w.phase == Phase::Training {
         // Full training at the workload's dtype: every layer trainable.
         Recipe::Full {
@@ -136,6 +300,20 @@ pub fn layer_times_for(
     recipe: &Recipe,
     measured: Option<&MeasuredProfiles>,
 ) -> Vec<LayerTime> {
+    layer_times_sourced_for(card, hw, w, recipe, measured)
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect()
+}
+
+/// [`layer_times_for`] with where each layer's time came from.
+pub fn layer_times_sourced_for(
+    card: &LlmCard,
+    hw: &Hardware,
+    w: &Workload,
+    recipe: &Recipe,
+    measured: Option<&MeasuredProfiles>,
+) -> Vec<(LayerTime, TimeSource)> {
     let w = recipe_workload(recipe, w);
     times(card, hw, &w, recipe, measured)
 }
@@ -146,7 +324,7 @@ fn times(
     w: &Workload,
     recipe: &Recipe,
     measured: Option<&MeasuredProfiles>,
-) -> Vec<LayerTime> {
+) -> Vec<(LayerTime, TimeSource)> {
     let table = layer_table(card, w);
     let trainable = trainable_params_per_layer(card, recipe);
     let first_trainable = trainable
@@ -166,7 +344,7 @@ fn times(
             let frozen = i < first_trainable;
             let analytic = layer_time(l, hw, w, frac, frozen);
             match measured.and_then(|m| m.lookup_layer(&card.name, &hw.device.name, w, i, l)) {
-                None => analytic,
+                None => (analytic, TimeSource::Analytic),
                 Some(r) => {
                     let tot = analytic.total_s();
                     let fwd_share = if tot > 0.0 { analytic.fwd_s / tot } else { 1.0 };
@@ -177,12 +355,13 @@ fn times(
                             0.0
                         }
                     });
-                    LayerTime {
+                    let t = LayerTime {
                         fwd_s: r.time_s * fwd_share,
                         bwd_s: r.time_s * (1.0 - fwd_share),
                         fwd_j: e * fwd_share,
                         bwd_j: e * (1.0 - fwd_share),
-                    }
+                    };
+                    (t, TimeSource::Measured)
                 }
             }
         })

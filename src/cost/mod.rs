@@ -81,7 +81,10 @@ pub mod radio;
 pub mod roofline;
 
 pub use energy::{energy_j, power_w};
-pub use measured::{layer_times, layer_times_for, CostModel, MeasuredProfiles, MeasuredRow};
+pub use measured::{
+    layer_times, layer_times_for, layer_times_sourced, layer_times_sourced_for, CostModel,
+    MeasuredProfiles, MeasuredRow, TimeSource,
+};
 pub use memory::{
     layer_memory, memory, trainable_params, trainable_params_per_layer, LoraTarget,
     MemoryBreakdown, OptimizerPreset, Recipe,

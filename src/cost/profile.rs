@@ -1,7 +1,7 @@
 //! The library behind `edgeplan profile`: one model (optionally on a device) → parameters, memory,
 //! per-layer costs and, with a device, prefill / decode / training speed and energy.
 
-use super::measured::layer_times_for;
+use super::measured::{layer_times_sourced_for, MeasuredProfiles, TimeSource};
 use super::memory::{
     memory, recipe_workload, trainable_params, trainable_params_per_layer, MemoryBreakdown, Recipe,
 };
@@ -62,6 +62,11 @@ pub struct ProfileRequest {
     pub flash_attention: bool,
     #[serde(default)]
     pub recompute: Recompute,
+    /// Path of a measured per-layer CSV (`docs/cost-model.md`, "Measured profiles"); a layer with a
+    /// matching row takes its time (and energy) from it instead of the roofline. Needs a device.
+    /// Relative paths resolve against the current directory.
+    #[serde(default)]
+    pub measured: Option<String>,
 }
 
 impl ProfileRequest {
@@ -79,6 +84,7 @@ impl ProfileRequest {
             recipe: Recipe::Inference,
             flash_attention: true,
             recompute: Recompute::None,
+            measured: None,
         }
     }
 }
@@ -119,9 +125,15 @@ pub struct ProfileLayer {
     /// Time of the main pass (prefill for inference, one training micro-batch otherwise).
     #[serde(default)]
     pub time: Option<LayerTime>,
+    /// Where `time` came from: `measured` (a row of the request's measured table) or `analytic`.
+    #[serde(default)]
+    pub time_source: Option<TimeSource>,
     /// Time of one decode step at the mean context (inference only).
     #[serde(default)]
     pub decode_time: Option<LayerTime>,
+    /// Where `decode_time` came from.
+    #[serde(default)]
+    pub decode_time_source: Option<TimeSource>,
 }
 
 /// Everything `edgeplan profile` prints.
@@ -145,6 +157,12 @@ pub struct ProfileReport {
     /// Whether `memory.total_bytes` fits the device memory.
     pub fits_in_memory: Option<bool>,
     pub layers: Vec<ProfileLayer>,
+    /// Layers whose main-pass `time` came from the measured table (0 without one).
+    #[serde(default)]
+    pub measured_layers: usize,
+    /// Layers whose `decode_time` came from the measured table.
+    #[serde(default)]
+    pub measured_decode_layers: usize,
     pub prefill: Option<PhaseReport>,
     pub decode: Option<PhaseReport>,
     pub training: Option<PhaseReport>,
@@ -153,6 +171,10 @@ pub struct ProfileReport {
 fn sum_times(ts: &[LayerTime]) -> (f64, f64) {
     ts.iter()
         .fold((0.0, 0.0), |(s, j), t| (s + t.total_s(), j + t.total_j()))
+}
+
+fn count_measured(s: impl Iterator<Item = Option<TimeSource>>) -> usize {
+    s.filter(|x| *x == Some(TimeSource::Measured)).count()
 }
 
 /// Profiles one model (and device).
@@ -181,6 +203,17 @@ pub fn profile(cat: &Catalog, req: &ProfileRequest) -> Result<ProfileReport> {
         ),
         None => None,
     };
+    let measured = match &req.measured {
+        None => None,
+        Some(_) if hw.is_none() => {
+            return Err(Error::invalid(
+                "$.measured",
+                "a measured table replaces layer times, which need a device ($.device)",
+            ))
+        }
+        Some(p) => Some(MeasuredProfiles::load(p).map_err(|e| e.at("$.measured"))?),
+    };
+    let measured = measured.as_ref();
     let kv_dtype = req.kv_dtype.unwrap_or(req.dtype.default_kv());
     let mut base = Workload::prefill(req.batch, req.seq_len, req.dtype);
     base.kv_dtype = kv_dtype;
@@ -202,15 +235,19 @@ pub fn profile(cat: &Catalog, req: &ProfileRequest) -> Result<ProfileReport> {
             cost: c.clone(),
             trainable_params: t,
             time: None,
+            time_source: None,
             decode_time: None,
+            decode_time_source: None,
         })
         .collect();
     let (mut prefill, mut decode, mut training) = (None, None, None);
     if let Some(hw) = &hw {
-        let main_t = layer_times_for(&card, hw, &main_w, &req.recipe, None);
-        for (l, t) in layers.iter_mut().zip(&main_t) {
+        let main_st = layer_times_sourced_for(&card, hw, &main_w, &req.recipe, measured);
+        for (l, (t, src)) in layers.iter_mut().zip(&main_st) {
             l.time = Some(*t);
+            l.time_source = Some(*src);
         }
+        let main_t: Vec<LayerTime> = main_st.iter().map(|(t, _)| *t).collect();
         let (s, j) = sum_times(&main_t);
         if req.recipe.trains() {
             training = Some(PhaseReport::new(main_w.tokens(), s, j));
@@ -224,10 +261,12 @@ pub fn profile(cat: &Catalog, req: &ProfileRequest) -> Result<ProfileReport> {
                 );
                 dw.kv_dtype = kv_dtype;
                 dw.flash_attention = req.flash_attention;
-                let dt = layer_times_for(&card, hw, &dw, &Recipe::Inference, None);
-                for (l, t) in layers.iter_mut().zip(&dt) {
+                let dst = layer_times_sourced_for(&card, hw, &dw, &Recipe::Inference, measured);
+                for (l, (t, src)) in layers.iter_mut().zip(&dst) {
                     l.decode_time = Some(*t);
+                    l.decode_time_source = Some(*src);
                 }
+                let dt: Vec<LayerTime> = dst.iter().map(|(t, _)| *t).collect();
                 let (s1, j1) = sum_times(&dt);
                 let n = req.gen_tokens as f64;
                 decode = Some(PhaseReport::new(req.batch as f64 * n, s1 * n, j1 * n));
@@ -249,6 +288,8 @@ pub fn profile(cat: &Catalog, req: &ProfileRequest) -> Result<ProfileReport> {
             .as_ref()
             .map(|h| mem.total_bytes <= h.device.memory_bytes.value),
         param_count: pc,
+        measured_layers: count_measured(layers.iter().map(|l| l.time_source)),
+        measured_decode_layers: count_measured(layers.iter().map(|l| l.decode_time_source)),
         layers,
         prefill,
         decode,
@@ -321,6 +362,19 @@ pub fn render_table(r: &ProfileReport) -> String {
             );
         }
     }
+    if let Some(p) = &r.request.measured {
+        let _ = writeln!(
+            s,
+            "measured ({p}): {} of {} layer times{} (* = measured)",
+            r.measured_layers,
+            r.layers.len(),
+            if r.decode.is_some() {
+                format!(", {} decode", r.measured_decode_layers)
+            } else {
+                String::new()
+            }
+        );
+    }
     let _ = writeln!(
         s,
         "{:<12} {:>9} {:>10} {:>10} {:>11} {:>10} {:>10}",
@@ -328,9 +382,14 @@ pub fn render_table(r: &ProfileReport) -> String {
     );
     for l in &r.layers {
         let c = &l.cost;
-        let t = l
-            .time
-            .map_or("-".to_string(), |t| format!("{:.3}", t.total_s() * 1e3));
+        let mark = if l.time_source == Some(TimeSource::Measured) {
+            "*"
+        } else {
+            ""
+        };
+        let t = l.time.map_or("-".to_string(), |t| {
+            format!("{:.3}{mark}", t.total_s() * 1e3)
+        });
         let _ = writeln!(
             s,
             "{:<12} {:>9} {:>10} {:>10} {:>11} {:>10} {:>10}",

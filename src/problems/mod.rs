@@ -75,7 +75,13 @@ pub trait DynFamily: Send + Sync {
         stop: StopFlag,
     ) -> Result<SolveResult<Value>>;
     /// Runs every applicable solver.
-    fn compare(&self, doc: &Value, options: &SolveOptions, catalog: &Catalog, instance: &str) -> Result<Vec<CompareRow>>;
+    fn compare(
+        &self,
+        doc: &Value,
+        options: &SolveOptions,
+        catalog: &Catalog,
+        instance: &str,
+    ) -> Result<Vec<CompareRow>>;
     /// Evaluates a given solution against a document.
     fn evaluate(&self, doc: &Value, solution: &Value, catalog: &Catalog) -> Result<Evaluation>;
     /// A random instance document.
@@ -91,7 +97,12 @@ fn unwrap_envelope<F: Family>(doc: &Value, catalog: &Catalog) -> Result<(F::Inst
         .ok_or_else(|| Error::invalid("$", "an instance must be a JSON object"))?;
     match obj.get("family").and_then(|v| v.as_str()) {
         Some(f) if f == F::NAME => {}
-        Some(f) => return Err(Error::invalid("$.family", format!("expected '{}', got '{f}'", F::NAME))),
+        Some(f) => {
+            return Err(Error::invalid(
+                "$.family",
+                format!("expected '{}', got '{f}'", F::NAME),
+            ))
+        }
         None => return Err(Error::invalid("$.family", "missing family tag")),
     }
     match obj.get("schema_version") {
@@ -101,23 +112,30 @@ fn unwrap_envelope<F: Family>(doc: &Value, catalog: &Catalog) -> Result<(F::Inst
             _ => {
                 return Err(Error::invalid(
                     "$.schema_version",
-                    format!("unsupported schema version {v}; this edgeplan reads 1..={}", F::SCHEMA_VERSION),
+                    format!(
+                        "unsupported schema version {v}; this edgeplan reads 1..={}",
+                        F::SCHEMA_VERSION
+                    ),
                 ))
             }
         },
     }
     let mut cat = catalog.clone();
     if let Some(inline) = obj.get("catalog") {
-        let io = inline
-            .as_object()
-            .ok_or_else(|| Error::invalid("$.catalog", "must be an object with llm / device / runtime lists"))?;
+        let io = inline.as_object().ok_or_else(|| {
+            Error::invalid(
+                "$.catalog",
+                "must be an object with llm / device / runtime lists",
+            )
+        })?;
         for (kind, cards) in io {
-            let list = cards
-                .as_array()
-                .ok_or_else(|| Error::invalid(format!("$.catalog.{kind}"), "must be a list of cards"))?;
+            let list = cards.as_array().ok_or_else(|| {
+                Error::invalid(format!("$.catalog.{kind}"), "must be a list of cards")
+            })?;
             for (i, card) in list.iter().enumerate() {
                 let path = format!("$.catalog.{kind}[{i}]");
-                cat.add_json(kind, &card.to_string()).map_err(|e| e.at(&path))?;
+                cat.add_json(kind, &card.to_string())
+                    .map_err(|e| e.at(&path))?;
             }
         }
     }
@@ -154,7 +172,10 @@ impl<F: Family> DynFamily for Adapter<F> {
         let mut s = serde_json::to_value(schemars::schema_for!(F::Instance)).unwrap_or(Value::Null);
         if let Some(props) = s.get_mut("properties").and_then(|p| p.as_object_mut()) {
             props.insert("family".into(), serde_json::json!({"const": F::NAME}));
-            props.insert("schema_version".into(), serde_json::json!({"type": "integer", "minimum": 1, "maximum": F::SCHEMA_VERSION}));
+            props.insert(
+                "schema_version".into(),
+                serde_json::json!({"type": "integer", "minimum": 1, "maximum": F::SCHEMA_VERSION}),
+            );
             props.insert(
                 "catalog".into(),
                 serde_json::json!({"type": "object", "description": "inline catalog cards: {\"llm\": [...], \"device\": [...], \"runtime\": [...]}"}),
@@ -197,7 +218,13 @@ impl<F: Family> DynFamily for Adapter<F> {
         let s = solve::find_solver::<F>(&p, solver)?;
         Ok(solve::run::<F>(&p, s.as_ref(), options, observer, stop)?.into_json())
     }
-    fn compare(&self, doc: &Value, options: &SolveOptions, catalog: &Catalog, instance: &str) -> Result<Vec<CompareRow>> {
+    fn compare(
+        &self,
+        doc: &Value,
+        options: &SolveOptions,
+        catalog: &Catalog,
+        instance: &str,
+    ) -> Result<Vec<CompareRow>> {
         let (inst, cat) = unwrap_envelope::<F>(doc, catalog)?;
         let p = F::prepare(&inst, &cat)?;
         let sense = F::sense(&p);
@@ -273,10 +300,13 @@ pub fn families() -> Vec<&'static dyn DynFamily> {
 
 /// A family by name.
 pub fn family(name: &str) -> Result<&'static dyn DynFamily> {
-    families().into_iter().find(|f| f.name() == name).ok_or_else(|| Error::UnknownFamily {
-        name: name.into(),
-        available: families().iter().map(|f| f.name().to_string()).collect(),
-    })
+    families()
+        .into_iter()
+        .find(|f| f.name() == name)
+        .ok_or_else(|| Error::UnknownFamily {
+            name: name.into(),
+            available: families().iter().map(|f| f.name().to_string()).collect(),
+        })
 }
 
 /// The family of an instance document (from its `family` tag).
@@ -286,9 +316,13 @@ pub fn family_of(doc: &Value) -> Result<&'static dyn DynFamily> {
         .and_then(|v| v.as_str())
         .ok_or_else(|| Error::invalid("$.family", "missing family tag (a string)"))?;
     family(name).map_err(|e| match e {
-        Error::UnknownFamily { name, available } => {
-            Error::invalid("$.family", format!("unknown family '{name}'; available: {}", available.join(", ")))
-        }
+        Error::UnknownFamily { name, available } => Error::invalid(
+            "$.family",
+            format!(
+                "unknown family '{name}'; available: {}",
+                available.join(", ")
+            ),
+        ),
         e => e,
     })
 }
@@ -302,7 +336,18 @@ pub fn parse_document(text: &str) -> Result<Value> {
 }
 
 /// Solves one document with the default catalog (plus `EDGEPLAN_CATALOG`).
-pub fn solve_document(doc: &Value, solver: &str, options: &SolveOptions) -> Result<SolveResult<Value>> {
+pub fn solve_document(
+    doc: &Value,
+    solver: &str,
+    options: &SolveOptions,
+) -> Result<SolveResult<Value>> {
     let catalog = Catalog::from_env()?;
-    family_of(doc)?.solve(doc, solver, options, &catalog, &mut NoObserver, StopFlag::new())
+    family_of(doc)?.solve(
+        doc,
+        solver,
+        options,
+        &catalog,
+        &mut NoObserver,
+        StopFlag::new(),
+    )
 }

@@ -5,7 +5,7 @@
 //! assignment of "nothing or one range" to each node, scored by the max flow.
 
 use super::cost::{Plan, Prepared};
-use super::{is_replicated, plan_value, PipelineSolution, Pipeline};
+use super::{is_replicated, plan_value, Pipeline, PipelineSolution};
 use crate::error::Result;
 use crate::solve::{Context, Outcome, Solver, SolverKind, Termination};
 
@@ -37,9 +37,18 @@ pub fn best_single(p: &Prepared) -> Option<(Plan, f64)> {
     let mut best: Option<(Plan, f64)> = None;
     let mut stages = vec![];
     let mut used = vec![false; n];
-    fn rec(p: &Prepared, a: usize, l: usize, stages: &mut Vec<(usize, usize, usize)>, used: &mut Vec<bool>, best: &mut Option<(Plan, f64)>) {
+    fn rec(
+        p: &Prepared,
+        a: usize,
+        l: usize,
+        stages: &mut Vec<(usize, usize, usize)>,
+        used: &mut Vec<bool>,
+        best: &mut Option<(Plan, f64)>,
+    ) {
         if a == l {
-            let plan = Plan { stages: stages.clone() };
+            let plan = Plan {
+                stages: stages.clone(),
+            };
             if let Some(v) = p.plan_objective(&plan) {
                 if best.as_ref().is_none_or(|b| v < b.1) {
                     *best = Some((plan, v));
@@ -117,18 +126,32 @@ impl Solver<Pipeline> for BruteForce {
     }
     fn supports(&self, p: &Prepared) -> std::result::Result<(), String> {
         let (n, l) = (p.num_nodes(), p.num_layers());
-        let c = if is_replicated(p) { count_replicated(n, l) } else { count_single(n, l) };
+        let c = if is_replicated(p) {
+            count_replicated(n, l)
+        } else {
+            count_single(n, l)
+        };
         if c > MAX_PLANS {
-            Err(format!("{c:.3e} plans to enumerate (limit {MAX_PLANS:.0e})"))
+            Err(format!(
+                "{c:.3e} plans to enumerate (limit {MAX_PLANS:.0e})"
+            ))
         } else {
             Ok(())
         }
     }
     fn solve(&self, p: &Prepared, _ctx: &mut Context<'_>) -> Result<Outcome<PipelineSolution>> {
-        let r = if is_replicated(p) { best_replicated(p) } else { best_single(p) };
+        let r = if is_replicated(p) {
+            best_replicated(p)
+        } else {
+            best_single(p)
+        };
         Ok(match r {
             Some((plan, v)) => {
-                let mut o = Outcome::with(Termination::Optimal, PipelineSolution::from_plan(p, &plan), v);
+                let mut o = Outcome::with(
+                    Termination::Optimal,
+                    PipelineSolution::from_plan(p, &plan),
+                    v,
+                );
                 o.bound = Some(v);
                 o
             }

@@ -10,12 +10,19 @@
 //!   (`cost::memory::layer_memory`), activation memory per in-flight micro-batch = `train_act_bytes`.
 //!
 //! Input bytes: token ids, 4 bytes per token.
+//!
+//! `model.catalog.measured` (a CSV, `cost::measured`) replaces the roofline time / energy of every
+//! layer with a matching row, on every node type: prefill rows at (`batch`, `prompt_len`), decode rows
+//! at (`batch`, context `prompt_len + gen_len / 2`, integer division), training rows at
+//! (`micro_batch`, `seq_len`), forward + backward split in the analytic ratio.
 
 use super::cost::{PipelineProfile, TypeProfile};
 use super::instance::{CatalogModel, PipelineInstance, RecipeSpec, WorkloadSpec};
 use crate::catalog::Catalog;
-use crate::cost::measured::layer_times_for;
-use crate::cost::memory::{layer_memory, recipe_workload, trainable_params_per_layer, LoraTarget, OptimizerPreset, Recipe};
+use crate::cost::measured::{layer_times_for, MeasuredProfiles};
+use crate::cost::memory::{
+    layer_memory, recipe_workload, trainable_params_per_layer, LoraTarget, OptimizerPreset, Recipe,
+};
 use crate::cost::roofline::Hardware;
 use crate::cost::{layer_table, DType, Workload};
 use crate::error::{Error, Result};
@@ -23,21 +30,39 @@ use crate::validate::Check;
 use std::collections::BTreeMap;
 
 /// Profile, per-node type index, default memory, default power, tokens per pass.
-pub type Built = (PipelineProfile, Vec<usize>, Vec<Option<f64>>, Vec<Option<f64>>, f64);
+pub type Built = (
+    PipelineProfile,
+    Vec<usize>,
+    Vec<Option<f64>>,
+    Vec<Option<f64>>,
+    f64,
+);
 
 /// Builds the profile of a catalog model for the instance's nodes and workload.
 pub fn build(inst: &PipelineInstance, m: &CatalogModel, catalog: &Catalog) -> Result<Built> {
     let c = Check::root().field("model").field("catalog");
-    let card = catalog.llm(&m.name).map_err(|e| e.at(c.field("name").path()))?;
+    let card = catalog
+        .llm(&m.name)
+        .map_err(|e| e.at(c.field("name").path()))?;
     let dtype: DType = match &m.dtype {
         None => DType::Fp16,
-        Some(s) => serde_json::from_value(serde_json::Value::String(s.clone()))
-            .map_err(|_| c.field("dtype").err(format!("unknown dtype '{s}' (fp32, bf16, fp16, fp8, int8, int4)")))?,
+        Some(s) => serde_json::from_value(serde_json::Value::String(s.clone())).map_err(|_| {
+            c.field("dtype").err(format!(
+                "unknown dtype '{s}' (fp32, bf16, fp16, fp8, int8, int4)"
+            ))
+        })?,
     };
-    let workload = inst
-        .workload
-        .as_ref()
-        .ok_or_else(|| Error::invalid("$.workload", "a catalog model needs a workload (inference or training)"))?;
+    let measured = match &m.measured {
+        None => None,
+        Some(p) => Some(MeasuredProfiles::load(p).map_err(|e| e.at(c.field("measured").path()))?),
+    };
+    let measured = measured.as_ref();
+    let workload = inst.workload.as_ref().ok_or_else(|| {
+        Error::invalid(
+            "$.workload",
+            "a catalog model needs a workload (inference or training)",
+        )
+    })?;
     // node types = distinct device cards
     let mut type_of: BTreeMap<String, usize> = BTreeMap::new();
     let mut hws: Vec<Hardware> = vec![];
@@ -46,7 +71,8 @@ pub fn build(inst: &PipelineInstance, m: &CatalogModel, catalog: &Catalog) -> Re
     let mut power = vec![];
     for (i, n) in inst.nodes.iter().enumerate() {
         let path = format!("$.nodes[{i}].device");
-        let hw = Hardware::from_catalog(catalog, &n.device, m.runtime.as_deref()).map_err(|e| e.at(&path))?;
+        let hw = Hardware::from_catalog(catalog, &n.device, m.runtime.as_deref())
+            .map_err(|e| e.at(&path))?;
         let key = hw.device.name.clone();
         let t = *type_of.entry(key).or_insert_with(|| {
             hws.push(hw.clone());
@@ -79,14 +105,26 @@ pub fn build(inst: &PipelineInstance, m: &CatalogModel, catalog: &Catalog) -> Re
             let types = hws
                 .iter()
                 .map(|hw| {
-                    let tp = layer_times_for(&card, hw, &wp, &Recipe::Inference, None);
-                    let td = if w.gen_len > 0 { layer_times_for(&card, hw, &wd, &Recipe::Inference, None) } else { vec![] };
-                    let at = |v: &Vec<crate::cost::roofline::LayerTime>, l: usize| v.get(l).copied().unwrap_or_default();
+                    let tp = layer_times_for(&card, hw, &wp, &Recipe::Inference, measured);
+                    let td = if w.gen_len > 0 {
+                        layer_times_for(&card, hw, &wd, &Recipe::Inference, measured)
+                    } else {
+                        vec![]
+                    };
+                    let at = |v: &Vec<crate::cost::roofline::LayerTime>, l: usize| {
+                        v.get(l).copied().unwrap_or_default()
+                    };
                     TypeProfile {
                         name: hw.device.name.clone(),
-                        fwd_s: (0..table.len()).map(|l| at(&tp, l).fwd_s + g * at(&td, l).fwd_s).collect(),
+                        fwd_s: (0..table.len())
+                            .map(|l| at(&tp, l).fwd_s + g * at(&td, l).fwd_s)
+                            .collect(),
                         bwd_s: vec![0.0; table.len()],
-                        energy_j: Some((0..table.len()).map(|l| at(&tp, l).fwd_j + g * at(&td, l).fwd_j).collect()),
+                        energy_j: Some(
+                            (0..table.len())
+                                .map(|l| at(&tp, l).fwd_j + g * at(&td, l).fwd_j)
+                                .collect(),
+                        ),
                     }
                 })
                 .collect();
@@ -108,7 +146,9 @@ pub fn build(inst: &PipelineInstance, m: &CatalogModel, catalog: &Catalog) -> Re
         }
         WorkloadSpec::Training(t) => {
             let recipe = match t.recipe {
-                RecipeSpec::Full => Recipe::Full { preset: OptimizerPreset::MixedAdam },
+                RecipeSpec::Full => Recipe::Full {
+                    preset: OptimizerPreset::MixedAdam,
+                },
                 RecipeSpec::Lora { rank } => Recipe::Lora {
                     rank,
                     targets: vec![LoraTarget::Q, LoraTarget::K, LoraTarget::V, LoraTarget::O],
@@ -131,7 +171,7 @@ pub fn build(inst: &PipelineInstance, m: &CatalogModel, catalog: &Catalog) -> Re
             let types = hws
                 .iter()
                 .map(|hw| {
-                    let tt = layer_times_for(&card, hw, &w, &recipe, None);
+                    let tt = layer_times_for(&card, hw, &w, &recipe, measured);
                     TypeProfile {
                         name: hw.device.name.clone(),
                         fwd_s: tt.iter().map(|x| x.fwd_s).collect(),
@@ -159,12 +199,27 @@ pub fn build(inst: &PipelineInstance, m: &CatalogModel, catalog: &Catalog) -> Re
     };
     // sanity: every table has one entry per layer
     let l = profile.num_layers();
-    if l == 0 || profile.types.iter().any(|t| t.fwd_s.len() != l || t.bwd_s.len() != l) {
-        return Err(Error::Solver(format!("cost model returned an inconsistent layer table for {}", m.name)));
+    if l == 0
+        || profile
+            .types
+            .iter()
+            .any(|t| t.fwd_s.len() != l || t.bwd_s.len() != l)
+    {
+        return Err(Error::Solver(format!(
+            "cost model returned an inconsistent layer table for {}",
+            m.name
+        )));
     }
     for (ti, t) in profile.types.iter().enumerate() {
-        if t.fwd_s.iter().chain(&t.bwd_s).any(|x| !x.is_finite() || *x < 0.0) {
-            return Err(Error::Solver(format!("cost model returned a non-finite time for {} on {}", m.name, profile.types[ti].name)));
+        if t.fwd_s
+            .iter()
+            .chain(&t.bwd_s)
+            .any(|x| !x.is_finite() || *x < 0.0)
+        {
+            return Err(Error::Solver(format!(
+                "cost model returned a non-finite time for {} on {}",
+                m.name, profile.types[ti].name
+            )));
         }
     }
     Ok((profile, node_type, mem, power, tokens))

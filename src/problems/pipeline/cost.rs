@@ -73,7 +73,11 @@ pub struct LinkTable {
 }
 
 impl LinkTable {
-    pub fn new(bandwidth_bps: Vec<Vec<f64>>, latency_s: Vec<Vec<f64>>, shortest_path: bool) -> Self {
+    pub fn new(
+        bandwidth_bps: Vec<Vec<f64>>,
+        latency_s: Vec<Vec<f64>>,
+        shortest_path: bool,
+    ) -> Self {
         LinkTable {
             bandwidth_bps,
             latency_s,
@@ -223,7 +227,10 @@ impl Prepared {
                 .collect();
             let e: Vec<f64> = match &ty.energy_j {
                 Some(e) => e.clone(),
-                None => t.iter().map(|x| if x.is_finite() { x * nd.power_w } else { 0.0 }).collect(),
+                None => t
+                    .iter()
+                    .map(|x| if x.is_finite() { x * nd.power_w } else { 0.0 })
+                    .collect(),
             };
             time_prefix.push(prefix(&t));
             energy_prefix.push(prefix(&e));
@@ -244,7 +251,9 @@ impl Prepared {
         let tin = times(profile.input_bytes);
         let input_s = (0..n).map(|v| source.map_or(0.0, |s| tin[s][v])).collect();
         let tout = times(profile.output_bytes[l - 1]);
-        let output_s = (0..n).map(|u| sink.map_or(0.0, |k| tout[u][k] * factor)).collect();
+        let output_s = (0..n)
+            .map(|u| sink.map_or(0.0, |k| tout[u][k] * factor))
+            .collect();
         Prepared {
             weight_prefix: prefix(&profile.weight_bytes),
             act_prefix: prefix(&profile.activation_bytes),
@@ -471,7 +480,10 @@ impl Prepared {
         let mut used = vec![false; self.num_nodes()];
         let mut g = self.input_agg(st[0].0);
         if !g.is_finite() {
-            return Err(format!("no route from the source to {}", self.nodes[st[0].0].name));
+            return Err(format!(
+                "no route from the source to {}",
+                self.nodes[st[0].0].name
+            ));
         }
         let mut expect = 0;
         let s_count = st.len();
@@ -485,7 +497,9 @@ impl Prepared {
                 return Err(format!("stage {s} starts at layer {a}, expected {expect}"));
             }
             if b <= a || b > l {
-                return Err(format!("stage {s} has an empty or out-of-range layer range"));
+                return Err(format!(
+                    "stage {s} has an empty or out-of-range layer range"
+                ));
             }
             let t = self.stage_time_s(n, a, b);
             if !t.is_finite() {
@@ -536,7 +550,10 @@ impl Prepared {
 
     /// Checks a replicated placement (each node at most once, valid ranges, memory with the
     /// conservative in-flight count `m`) and returns its max flow in passes/s.
-    pub fn replicated_flow(&self, stages: &[(usize, usize, usize)]) -> Result<(f64, Vec<f64>), String> {
+    pub fn replicated_flow(
+        &self,
+        stages: &[(usize, usize, usize)],
+    ) -> Result<(f64, Vec<f64>), String> {
         let l = self.num_layers();
         let n = self.num_nodes();
         let mut used = vec![false; n];
@@ -547,7 +564,9 @@ impl Prepared {
             }
             used[v] = true;
             if b <= a || b > l {
-                return Err(format!("node {name} has an empty or out-of-range layer range"));
+                return Err(format!(
+                    "node {name} has an empty or out-of-range layer range"
+                ));
             }
             if !self.stage_time_s(v, a, b).is_finite() {
                 return Err(format!("node {name} is unavailable"));
@@ -580,7 +599,10 @@ impl Prepared {
 
     /// [`Self::max_flow`] plus the arc flows: `arcs[i][j]` from range `i` to range `j`, and
     /// `arcs[i][k]` with `k = stages.len()` the source arc into `i`, `k + 1` the sink arc out of `i`.
-    pub fn max_flow_arcs(&self, stages: &[(usize, usize, usize)]) -> (f64, Vec<f64>, Vec<Vec<f64>>) {
+    pub fn max_flow_arcs(
+        &self,
+        stages: &[(usize, usize, usize)],
+    ) -> (f64, Vec<f64>, Vec<Vec<f64>>) {
         let l = self.num_layers();
         let k = stages.len();
         // vertices: 0 = S, 1 = T, 2 + 2i = in_i, 3 + 2i = out_i

@@ -3,7 +3,7 @@
 
 use super::cost::{Plan, Prepared};
 use super::order_dp::{single_only, speed_order};
-use super::{PipelineSolution, Pipeline};
+use super::{Pipeline, PipelineSolution};
 use crate::error::Result;
 use crate::solve::{Context, Outcome, Solver, SolverKind, Termination};
 
@@ -50,7 +50,11 @@ impl Solver<Pipeline> for EqualSplit {
             }
         }
         Ok(match best {
-            Some((plan, v)) => Outcome::with(Termination::Completed, PipelineSolution::from_plan(p, &plan), v),
+            Some((plan, v)) => Outcome::with(
+                Termination::Completed,
+                PipelineSolution::from_plan(p, &plan),
+                v,
+            ),
             None => {
                 let mut o = Outcome::none(Termination::Completed);
                 o.notes.push("no equal split is feasible".into());

@@ -30,7 +30,7 @@
 use super::cost::{Agg, Plan, Prepared};
 use super::local_search;
 use super::order_dp::single_only;
-use super::{Objective, PipelineSolution, Pipeline};
+use super::{Objective, Pipeline, PipelineSolution};
 use crate::error::Result;
 use crate::solve::{Context, Outcome, Solver, SolverKind, Termination};
 
@@ -55,7 +55,13 @@ impl Solver<Pipeline> for Exact {
     }
     fn solve(&self, p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<PipelineSolution>> {
         let nodes: Vec<usize> = (0..p.num_nodes()).collect();
-        let inc = local_search::search(p, &nodes, local_search::default_moves(p, nodes.len()), ctx.options.seed, Some(ctx));
+        let inc = local_search::search(
+            p,
+            &nodes,
+            local_search::default_moves(p, nodes.len()),
+            ctx.options.seed,
+            Some(ctx),
+        );
         if let Some((_, v)) = &inc {
             ctx.incumbent(*v);
         }
@@ -72,7 +78,14 @@ impl Solver<Pipeline> for Exact {
     }
 }
 
-fn finish(p: &Prepared, term: Termination, best: Option<(Plan, f64)>, bound: Option<f64>, nodes: u64, note: &str) -> Outcome<PipelineSolution> {
+fn finish(
+    p: &Prepared,
+    term: Termination,
+    best: Option<(Plan, f64)>,
+    bound: Option<f64>,
+    nodes: u64,
+    note: &str,
+) -> Outcome<PipelineSolution> {
     let mut o = match best {
         Some((plan, v)) => Outcome::with(term, PipelineSolution::from_plan(p, &plan), v),
         None => Outcome::none(term),
@@ -130,17 +143,40 @@ fn bottleneck_lower_bound(p: &Prepared) -> f64 {
     let (n, l) = (p.num_nodes(), p.num_layers());
     let mut lb: f64 = 0.0;
     for i in 0..l {
-        lb = lb.max((0..n).map(|u| p.stage_time_s(u, i, i + 1)).fold(f64::INFINITY, f64::min));
+        lb = lb.max(
+            (0..n)
+                .map(|u| p.stage_time_s(u, i, i + 1))
+                .fold(f64::INFINITY, f64::min),
+        );
     }
-    lb = lb.max((0..n).map(|u| p.input_time_s(u)).fold(f64::INFINITY, f64::min));
-    lb.max((0..n).map(|u| p.output_time_s(u)).fold(f64::INFINITY, f64::min))
+    lb = lb.max(
+        (0..n)
+            .map(|u| p.input_time_s(u))
+            .fold(f64::INFINITY, f64::min),
+    );
+    lb.max(
+        (0..n)
+            .map(|u| p.output_time_s(u))
+            .fold(f64::INFINITY, f64::min),
+    )
 }
 
-fn bisect(p: &Prepared, ctx: &mut Context<'_>, inc: Option<(Plan, f64)>) -> Outcome<PipelineSolution> {
+fn bisect(
+    p: &Prepared,
+    ctx: &mut Context<'_>,
+    inc: Option<(Plan, f64)>,
+) -> Outcome<PipelineSolution> {
     let lb = bottleneck_lower_bound(p);
     let hi_val = inc.as_ref().map_or(f64::INFINITY, |x| x.1);
     if !lb.is_finite() {
-        return finish(p, Termination::Infeasible, None, None, 0, "some layer fits no node, or no node is reachable");
+        return finish(
+            p,
+            Termination::Infeasible,
+            None,
+            None,
+            0,
+            "some layer fits no node, or no node is reachable",
+        );
     }
     let cands = candidates(p, lb, hi_val);
     let words = (p.num_layers() + 1).div_ceil(64);
@@ -158,7 +194,14 @@ fn bisect(p: &Prepared, ctx: &mut Context<'_>, inc: Option<(Plan, f64)>) -> Outc
     };
     if cands.is_empty() {
         // Only possible without an incumbent: no element time is finite.
-        return finish(p, Termination::Infeasible, None, None, 0, "no finite candidate bottleneck");
+        return finish(
+            p,
+            Termination::Infeasible,
+            None,
+            None,
+            0,
+            "no finite candidate bottleneck",
+        );
     }
     let mut best = inc.filter(|x| x.1 <= cands[cands.len() - 1]);
     let (mut lo, mut hi) = (0usize, cands.len() - 1);
@@ -169,10 +212,24 @@ fn bisect(p: &Prepared, ctx: &mut Context<'_>, inc: Option<(Plan, f64)>) -> Outc
                 best = Some((plan, v));
             }
             Probe::Infeasible => {
-                return finish(p, Termination::Infeasible, None, None, probes, "no plan meets every element at the largest candidate time");
+                return finish(
+                    p,
+                    Termination::Infeasible,
+                    None,
+                    None,
+                    probes,
+                    "no plan meets every element at the largest candidate time",
+                );
             }
             Probe::Stopped => {
-                return finish(p, ctx.early_termination(), None, Some(cands[0]), probes, "stopped before finding a plan");
+                return finish(
+                    p,
+                    ctx.early_termination(),
+                    None,
+                    Some(cands[0]),
+                    probes,
+                    "stopped before finding a plan",
+                );
             }
         }
     }
@@ -188,11 +245,25 @@ fn bisect(p: &Prepared, ctx: &mut Context<'_>, inc: Option<(Plan, f64)>) -> Outc
             }
             Probe::Infeasible => lo = mid + 1,
             Probe::Stopped => {
-                return finish(p, ctx.early_termination(), best, Some(cands[lo]), probes, "bisection stopped; bound = smallest candidate not yet ruled out");
+                return finish(
+                    p,
+                    ctx.early_termination(),
+                    best,
+                    Some(cands[lo]),
+                    probes,
+                    "bisection stopped; bound = smallest candidate not yet ruled out",
+                );
             }
         }
     }
-    finish(p, Termination::Optimal, best, Some(cands[lo]), probes, "bottleneck proved by bisection over candidate element times")
+    finish(
+        p,
+        Termination::Optimal,
+        best,
+        Some(cands[lo]),
+        probes,
+        "bottleneck proved by bisection over candidate element times",
+    )
 }
 
 #[inline]
@@ -354,7 +425,8 @@ fn feasible<const W: usize>(p: &Prepared, cap: f64, ctx: &Context<'_>) -> Probe 
                 }
             }
         }
-        let (w, b) = next.expect("bitset DP reconstruction: a recorded boundary has no predecessor");
+        let (w, b) =
+            next.expect("bitset DP reconstruction: a recorded boundary has no predecessor");
         stages.push((v, a, b));
         set = rest;
         v = w;
@@ -377,7 +449,11 @@ struct Label {
 /// Relaxed prefix bounds `F(a, v)` per criterion (node reuse allowed, smallest memory position).
 fn prefix_bounds(p: &Prepared) -> Vec<Agg> {
     let (n, l) = (p.num_nodes(), p.num_layers());
-    let inf = Agg { sum_s: f64::INFINITY, max_s: f64::INFINITY, energy_j: f64::INFINITY };
+    let inf = Agg {
+        sum_s: f64::INFINITY,
+        max_s: f64::INFINITY,
+        energy_j: f64::INFINITY,
+    };
     let mut q = vec![inf; (l + 1) * n];
     let comp_min = |x: &mut Agg, y: Agg| {
         x.sum_s = x.sum_s.min(y.sum_s);
@@ -433,25 +509,47 @@ fn prefix_bounds(p: &Prepared) -> Vec<Agg> {
     f
 }
 
-fn label_setting(p: &Prepared, ctx: &mut Context<'_>, inc: Option<(Plan, f64)>) -> Outcome<PipelineSolution> {
+fn label_setting(
+    p: &Prepared,
+    ctx: &mut Context<'_>,
+    inc: Option<(Plan, f64)>,
+) -> Outcome<PipelineSolution> {
     let (n, l) = (p.num_nodes(), p.num_layers());
     if n > 64 {
-        return finish(p, Termination::Error, inc, None, 0, "label setting supports at most 64 nodes");
+        return finish(
+            p,
+            Termination::Error,
+            inc,
+            None,
+            0,
+            "label setting supports at most 64 nodes",
+        );
     }
     let f = prefix_bounds(p);
     let glob = f[l * n];
     let global_bound = {
         let v = p.objective_of(&glob);
-        if v.is_finite() { Some(v) } else { None }
+        if v.is_finite() {
+            Some(v)
+        } else {
+            None
+        }
     };
     let mut ub = inc.as_ref().map_or(f64::INFINITY, |x| x.1);
     let lb_of = |g: &Agg, a: usize, v: usize| -> f64 {
         let pre = f[a * n + v];
-        p.objective_of(&Agg { sum_s: g.sum_s + pre.sum_s, max_s: g.max_s.max(pre.max_s), energy_j: g.energy_j + pre.energy_j })
+        p.objective_of(&Agg {
+            sum_s: g.sum_s + pre.sum_s,
+            max_s: g.max_s.max(pre.max_s),
+            energy_j: g.energy_j + pre.energy_j,
+        })
     };
     let budget_lb_ok = |g: &Agg, a: usize, v: usize| -> bool {
         let pre = f[a * n + v];
-        p.budget_ok(&Agg { energy_j: g.energy_j + pre.energy_j, ..*g })
+        p.budget_ok(&Agg {
+            energy_j: g.energy_j + pre.energy_j,
+            ..*g
+        })
     };
     let mut labels: Vec<Vec<Label>> = vec![vec![]; (l + 1) * n];
     let mut created = 0u64;
@@ -459,8 +557,19 @@ fn label_setting(p: &Prepared, ctx: &mut Context<'_>, inc: Option<(Plan, f64)>) 
     let tol = |x: f64| x * (1.0 - 1e-12) - 1e-15;
     for a in (0..l).rev() {
         if ctx.should_stop() || created > MAX_LABELS {
-            let term = if created > MAX_LABELS { Termination::IterationLimit } else { ctx.early_termination() };
-            return finish(p, term, inc, global_bound, created, "label setting stopped; bound is the node-reuse relaxation");
+            let term = if created > MAX_LABELS {
+                Termination::IterationLimit
+            } else {
+                ctx.early_termination()
+            };
+            return finish(
+                p,
+                term,
+                inc,
+                global_bound,
+                created,
+                "label setting stopped; bound is the node-reuse relaxation",
+            );
         }
         for v in 0..n {
             let mut set: Vec<Label> = vec![];
@@ -470,7 +579,10 @@ fn label_setting(p: &Prepared, ctx: &mut Context<'_>, inc: Option<(Plan, f64)>) 
                     break;
                 }
                 let push = |x: Label, set: &mut Vec<Label>| {
-                    if set.iter().any(|y| p.dominates(&y.g, &x.g) && y.used & !x.used == 0) {
+                    if set
+                        .iter()
+                        .any(|y| p.dominates(&y.g, &x.g) && y.used & !x.used == 0)
+                    {
                         return;
                     }
                     set.retain(|y| !(p.dominates(&x.g, &y.g) && x.used & !y.used == 0));
@@ -489,7 +601,16 @@ fn label_setting(p: &Prepared, ctx: &mut Context<'_>, inc: Option<(Plan, f64)>) 
                         continue;
                     }
                     created += 1;
-                    push(Label { g, used: 1 << v, b: l as u32, w: u32::MAX, i: 0 }, &mut set);
+                    push(
+                        Label {
+                            g,
+                            used: 1 << v,
+                            b: l as u32,
+                            w: u32::MAX,
+                            i: 0,
+                        },
+                        &mut set,
+                    );
                     continue;
                 }
                 for w in 0..n {
@@ -510,11 +631,21 @@ fn label_setting(p: &Prepared, ctx: &mut Context<'_>, inc: Option<(Plan, f64)>) 
                             continue;
                         }
                         let g = sl.plus(x.g);
-                        if (ub.is_finite() && lb_of(&g, a, v) >= tol(ub)) || !budget_lb_ok(&g, a, v) {
+                        if (ub.is_finite() && lb_of(&g, a, v) >= tol(ub)) || !budget_lb_ok(&g, a, v)
+                        {
                             continue;
                         }
                         created += 1;
-                        push(Label { g, used: x.used | 1 << v, b: b as u32, w: w as u32, i: i as u32 }, &mut set);
+                        push(
+                            Label {
+                                g,
+                                used: x.used | 1 << v,
+                                b: b as u32,
+                                w: w as u32,
+                                i: i as u32,
+                            },
+                            &mut set,
+                        );
                     }
                 }
             }
@@ -562,8 +693,22 @@ fn label_setting(p: &Prepared, ctx: &mut Context<'_>, inc: Option<(Plan, f64)>) 
         Some(r) => {
             let v = r.1;
             let _ = ub;
-            finish(p, Termination::Optimal, Some(r), Some(v), created, "label-setting branch and bound completed")
+            finish(
+                p,
+                Termination::Optimal,
+                Some(r),
+                Some(v),
+                created,
+                "label-setting branch and bound completed",
+            )
         }
-        None => finish(p, Termination::Infeasible, None, None, created, "label setting found no feasible plan"),
+        None => finish(
+            p,
+            Termination::Infeasible,
+            None,
+            None,
+            created,
+            "label setting found no feasible plan",
+        ),
     }
 }

@@ -67,6 +67,13 @@ pub struct CatalogModel {
     /// Runtime profile name (efficiencies), optional.
     #[serde(default)]
     pub runtime: Option<String>,
+    /// Path of a measured per-layer CSV (`docs/cost-model.md`, "Measured profiles"): for every node
+    /// type (device card), a layer with a matching row (model, device, phase, batch, seq_len) takes its
+    /// time and energy from it instead of the roofline. A relative path resolves against the current
+    /// directory of the process (not the instance file's folder). Read and validated with the
+    /// instance: a missing or malformed file is an error at `$.model.catalog.measured`.
+    #[serde(default)]
+    pub measured: Option<String>,
 }
 
 /// An explicit per-layer profile: one row per layer, numbers per request (inference) or per
@@ -276,9 +283,12 @@ impl PipelineInstance {
         let mut names = BTreeMap::new();
         for (i, n) in self.nodes.iter().enumerate() {
             let c = cn.index(i);
-            c.field("name").ensure(!n.name.trim().is_empty(), || "must not be empty".into())?;
+            c.field("name")
+                .ensure(!n.name.trim().is_empty(), || "must not be empty".into())?;
             if names.insert(n.name.clone(), i).is_some() {
-                return Err(c.field("name").err(format!("duplicate node name '{}'", n.name)));
+                return Err(c
+                    .field("name")
+                    .err(format!("duplicate node name '{}'", n.name)));
             }
             if let Some(m) = n.memory_bytes {
                 c.field("memory_bytes").nonneg(m)?;
@@ -352,7 +362,11 @@ impl PipelineInstance {
                             return Err(c.err(format!(
                                 "unknown node type '{}' (the table's node_types){}",
                                 n.device,
-                                if s.is_empty() { String::new() } else { format!("; did you mean: {}?", s.join(", ")) }
+                                if s.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!("; did you mean: {}?", s.join(", "))
+                                }
                             )));
                         }
                     };
@@ -360,7 +374,9 @@ impl PipelineInstance {
                     mem.push(t.node_types[ti].memory_bytes);
                 }
                 let tokens = match &self.workload {
-                    Some(WorkloadSpec::Inference(w)) => (w.batch * (w.prompt_len + w.gen_len)) as f64,
+                    Some(WorkloadSpec::Inference(w)) => {
+                        (w.batch * (w.prompt_len + w.gen_len)) as f64
+                    }
                     Some(WorkloadSpec::Training(w)) => (w.micro_batch * w.seq_len) as f64,
                     None => 1.0,
                 };
@@ -373,7 +389,11 @@ impl PipelineInstance {
             let c = cn.index(i);
             let memory_bytes = match n.memory_bytes.or(default_mem[i]) {
                 Some(m) => m,
-                None => return Err(c.field("memory_bytes").err("required (the node type has no default memory)")),
+                None => {
+                    return Err(c
+                        .field("memory_bytes")
+                        .err("required (the node type has no default memory)"))
+                }
             };
             nodes.push(NodeP {
                 name: n.name.clone(),
@@ -405,7 +425,8 @@ impl PipelineInstance {
             let c = root.field("links").index(i);
             let u = node_index(&c.field("from"), &names, &l.from)?;
             let v = node_index(&c.field("to"), &names, &l.to)?;
-            c.field("to").ensure(u != v, || "a link must join two different nodes".into())?;
+            c.field("to")
+                .ensure(u != v, || "a link must join two different nodes".into())?;
             c.field("bandwidth_bps").positive(l.bandwidth_bps)?;
             c.field("latency_s").nonneg(l.latency_s)?;
             bw[u][v] = l.bandwidth_bps;
@@ -437,7 +458,8 @@ fn table_profile(t: &ProfileTable, training: bool, c: &Check) -> Result<Pipeline
     let l = t.weight_bytes.len();
     c.field("weight_bytes").non_empty(&t.weight_bytes)?;
     c.field("weight_bytes").all_nonneg(&t.weight_bytes)?;
-    c.field("output_bytes").len_eq(&t.output_bytes, l, "one per layer")?;
+    c.field("output_bytes")
+        .len_eq(&t.output_bytes, l, "one per layer")?;
     c.field("output_bytes").all_nonneg(&t.output_bytes)?;
     c.field("input_bytes").nonneg(t.input_bytes)?;
     c.field("input_buffers").nonneg(t.input_buffers)?;
@@ -454,7 +476,8 @@ fn table_profile(t: &ProfileTable, training: bool, c: &Check) -> Result<Pipeline
     let activation_bytes = opt(&t.activation_bytes, "activation_bytes")?;
     let kv_bytes = opt(&t.kv_bytes, "kv_bytes")?;
     if !t.layer_names.is_empty() {
-        c.field("layer_names").len_eq(&t.layer_names, l, "one per layer")?;
+        c.field("layer_names")
+            .len_eq(&t.layer_names, l, "one per layer")?;
     }
     let ct = c.field("node_types");
     ct.non_empty(&t.node_types)?;
@@ -463,7 +486,9 @@ fn table_profile(t: &ProfileTable, training: bool, c: &Check) -> Result<Pipeline
     for (i, ty) in t.node_types.iter().enumerate() {
         let c = ct.index(i);
         if seen.insert(ty.name.clone(), i).is_some() {
-            return Err(c.field("name").err(format!("duplicate node type '{}'", ty.name)));
+            return Err(c
+                .field("name")
+                .err(format!("duplicate node type '{}'", ty.name)));
         }
         if let Some(m) = ty.memory_bytes {
             c.field("memory_bytes").nonneg(m)?;
@@ -477,7 +502,8 @@ fn table_profile(t: &ProfileTable, training: bool, c: &Check) -> Result<Pipeline
                 vec![0.0; l]
             }
         } else {
-            c.field("backward_time_s").len_eq(&ty.backward_time_s, l, "one per layer")?;
+            c.field("backward_time_s")
+                .len_eq(&ty.backward_time_s, l, "one per layer")?;
             c.field("backward_time_s").all_nonneg(&ty.backward_time_s)?;
             if training {
                 ty.backward_time_s.clone()
@@ -488,7 +514,8 @@ fn table_profile(t: &ProfileTable, training: bool, c: &Check) -> Result<Pipeline
         let energy = if ty.energy_j.is_empty() {
             None
         } else {
-            c.field("energy_j").len_eq(&ty.energy_j, l, "one per layer")?;
+            c.field("energy_j")
+                .len_eq(&ty.energy_j, l, "one per layer")?;
             c.field("energy_j").all_nonneg(&ty.energy_j)?;
             Some(ty.energy_j.clone())
         };

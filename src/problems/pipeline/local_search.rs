@@ -8,7 +8,7 @@
 
 use super::cost::{Plan, Prepared};
 use super::order_dp::{single_only, solve_order, speed_order};
-use super::{PipelineSolution, Pipeline};
+use super::{Pipeline, PipelineSolution};
 use crate::error::Result;
 use crate::solve::{Context, Outcome, Solver, SolverKind};
 use rand::{Rng, SeedableRng};
@@ -16,19 +16,31 @@ use rand_chacha::ChaCha8Rng;
 
 /// Default number of moves for an instance (scaled so one run stays well under a second).
 pub fn default_moves(p: &Prepared, nodes: usize) -> u64 {
-    let work = (nodes * nodes * p.num_layers() + nodes * p.num_layers() * p.num_layers()).max(1) as f64;
+    let work =
+        (nodes * nodes * p.num_layers() + nodes * p.num_layers() * p.num_layers()).max(1) as f64;
     // ~ 16M label operations in total
     (1.6e7 / work).clamp(20.0, 400.0) as u64
 }
 
 /// Runs the local search on a subset of nodes. Returns the best plan and its objective.
-pub fn search(p: &Prepared, nodes: &[usize], moves: u64, seed: u64, ctx: Option<&Context<'_>>) -> Option<(Plan, f64)> {
+pub fn search(
+    p: &Prepared,
+    nodes: &[usize],
+    moves: u64,
+    seed: u64,
+    ctx: Option<&Context<'_>>,
+) -> Option<(Plan, f64)> {
     if nodes.is_empty() {
         return None;
     }
     let mut starts = vec![speed_order(p, nodes)];
     let mut by_mem = nodes.to_vec();
-    by_mem.sort_by(|&a, &b| p.nodes[b].memory_bytes.partial_cmp(&p.nodes[a].memory_bytes).unwrap_or(std::cmp::Ordering::Equal));
+    by_mem.sort_by(|&a, &b| {
+        p.nodes[b]
+            .memory_bytes
+            .partial_cmp(&p.nodes[a].memory_bytes)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     starts.push(by_mem);
     starts.push(nodes.to_vec());
     let mut best: Option<(Vec<usize>, Plan, f64)> = None;
@@ -119,7 +131,10 @@ impl Solver<Pipeline> for LocalSearch {
     }
     fn solve(&self, p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<PipelineSolution>> {
         let nodes: Vec<usize> = (0..p.num_nodes()).collect();
-        let moves = ctx.options.iteration_limit.unwrap_or_else(|| default_moves(p, nodes.len()));
+        let moves = ctx
+            .options
+            .iteration_limit
+            .unwrap_or_else(|| default_moves(p, nodes.len()));
         let r = search(p, &nodes, moves, ctx.options.seed, Some(ctx));
         let term = ctx.early_termination();
         Ok(match r {

@@ -20,11 +20,47 @@
 //! Position-dependent memory (1F1B with activation memory) is not modelled: the solver declines.
 
 use super::cost::{Plan, Prepared};
-use super::{is_replicated, local_search, plan_value, replicas, Objective, PipelineSolution, Pipeline};
+use super::{
+    is_replicated, local_search, plan_value, replicas, Objective, Pipeline, PipelineSolution,
+};
 use crate::error::Result;
 use crate::solve::milp::{Milp, Var};
-use crate::solve::{Context, Outcome, Sense, Solver, SolverKind, Termination};
+use crate::solve::{Context, NoObserver, Outcome, Sense, Solver, SolverKind, Termination};
 use std::collections::HashMap;
+use std::time::Instant;
+
+/// Share of the time left that the warm-start heuristic may use (the rest goes to building the
+/// model and to HiGHS).
+pub const WARM_START_SHARE: f64 = 0.2;
+
+/// Runs a warm-start heuristic under a child context limited to [`WARM_START_SHARE`] of the time
+/// left (no limit without one), sharing the stop flag so Ctrl-C still reaches it.
+fn bounded_warm_start<T>(ctx: &Context<'_>, f: impl FnOnce(&Context<'_>) -> T) -> T {
+    let mut opts = ctx.options.clone();
+    opts.time_limit_s = ctx.remaining_s().map(|r| (r * WARM_START_SHARE).max(1e-3));
+    let mut obs = NoObserver;
+    let sub = Context::new(&opts, &mut obs, ctx.stop_flag());
+    f(&sub)
+}
+
+/// The outcome when the time limit or a stop request arrives before HiGHS runs: the warm-start
+/// incumbent (if any), no bound.
+fn stopped_before_highs(
+    p: &Prepared,
+    ctx: &Context<'_>,
+    warm: Option<(Plan, f64)>,
+    phases: &str,
+) -> Outcome<PipelineSolution> {
+    let term = ctx.early_termination();
+    let mut o = match warm {
+        Some((plan, v)) => Outcome::with(term, PipelineSolution::from_plan(p, &plan), v),
+        None => Outcome::none(term),
+    };
+    o.notes.push(format!(
+        "stopped before HiGHS ran ({phases}); solution from the warm start, no bound"
+    ));
+    o
+}
 
 /// The MILP solver.
 pub struct MilpSolver;
@@ -47,7 +83,13 @@ fn ranges(
     cost: impl Fn(usize, usize, usize) -> f64,
 ) -> Option<Ranges> {
     let (n, l) = (p.num_nodes(), p.num_layers());
-    let mut rg = Ranges { list: vec![], vars: vec![], ends: HashMap::new(), starts: HashMap::new(), by_node: vec![vec![]; n] };
+    let mut rg = Ranges {
+        list: vec![],
+        vars: vec![],
+        ends: HashMap::new(),
+        starts: HashMap::new(),
+        by_node: vec![vec![]; n],
+    };
     for v in 0..n {
         if ctx.should_stop() {
             return None;
@@ -90,11 +132,17 @@ impl Solver<Pipeline> for MilpSolver {
     }
     fn supports(&self, p: &Prepared) -> std::result::Result<(), String> {
         if p.memory_depends_on_position() && !is_replicated(p) {
-            return Err("1F1B position-dependent activation memory is not modelled by the MILP; use exact".into());
+            return Err(
+                "1F1B position-dependent activation memory is not modelled by the MILP; use exact"
+                    .into(),
+            );
         }
-        let size = p.num_nodes() * p.num_layers() * p.num_layers() / 2 + p.num_nodes() * p.num_nodes() * p.num_layers();
+        let size = p.num_nodes() * p.num_layers() * p.num_layers() / 2
+            + p.num_nodes() * p.num_nodes() * p.num_layers();
         if size > 400_000 {
-            return Err(format!("model too large ({size} columns); use exact or local-search"));
+            return Err(format!(
+                "model too large ({size} columns); use exact or local-search"
+            ));
         }
         Ok(())
     }
@@ -142,7 +190,13 @@ fn result(
     if let Some((wp, wv)) = warm {
         let better = match &best {
             None => true,
-            Some((_, v)) => if maximize { wv > *v } else { wv < *v },
+            Some((_, v)) => {
+                if maximize {
+                    wv > *v
+                } else {
+                    wv < *v
+                }
+            }
         };
         if better && term != Termination::Optimal {
             best = Some((wp, wv));
@@ -155,8 +209,48 @@ fn result(
     o.bound = r.bound;
     o.nodes = r.nodes;
     o.iterations = r.lp_iterations;
-    o.notes.push(format!("HiGHS status {:?}, {} columns", r.status, rg.vars.len()));
+    o.notes.push(format!(
+        "HiGHS status {:?}, {} columns",
+        r.status,
+        rg.vars.len()
+    ));
     o
+}
+
+/// Aggregate columns `E_ub = Σ_a z_(u,a,b)` (kind 0) and `S_vb = Σ_c z_(v,b,c)` (kind 1).
+#[derive(Default)]
+struct Aggregates {
+    vars: HashMap<(u8, usize, usize), Var>,
+    defs: Vec<(Var, Vec<Var>)>,
+}
+
+impl Aggregates {
+    /// The column for the sum of `zs` (a single binary stands for itself).
+    fn get(&mut self, m: &mut Milp, key: (u8, usize, usize), zs: &[Var]) -> Var {
+        if zs.len() == 1 {
+            return zs[0];
+        }
+        *self.vars.entry(key).or_insert_with(|| {
+            let x = m.var(
+                0.0,
+                1.0,
+                0.0,
+                &format!("{}_{}_{}", if key.0 == 0 { "E" } else { "S" }, key.1, key.2),
+            );
+            let mut row: Vec<(Var, f64)> = zs.iter().map(|z| (*z, -1.0)).collect();
+            row.push((x, 1.0));
+            m.eq(&row, 0.0);
+            self.defs.push((x, zs.to_vec()));
+            x
+        })
+    }
+
+    /// Sets the aggregate columns of a start vector from its binaries.
+    fn fill(&self, x: &mut [f64]) {
+        for (a, zs) in &self.defs {
+            x[a.0] = zs.iter().map(|z| x[z.0]).sum();
+        }
+    }
 }
 
 fn solve_single(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<PipelineSolution>> {
@@ -166,6 +260,33 @@ fn solve_single(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<PipelineS
     let (use_sum, use_max, _) = p.criteria();
     let energy_obj = obj == Objective::Energy;
     let need_links = use_sum || energy_obj || p.energy_budget_j.is_some();
+    // warm start first (bounded share of the time), so an incumbent exists even if the build is cut short
+    let t0 = Instant::now();
+    let nodes: Vec<usize> = (0..n).collect();
+    let warm = if ctx.options.warm_start {
+        bounded_warm_start(ctx, |c| {
+            local_search::search(
+                p,
+                &nodes,
+                local_search::default_moves(p, n),
+                ctx.options.seed,
+                Some(c),
+            )
+        })
+    } else {
+        None
+    };
+    let warm_s = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let phases = |what: &str| {
+        format!(
+            "warm start {warm_s:.3} s, build {:.3} s {what}",
+            t1.elapsed().as_secs_f64()
+        )
+    };
+    if ctx.should_stop() {
+        return Ok(stopped_before_highs(p, ctx, warm, &phases("not started")));
+    }
     let mut m = Milp::new(Sense::Minimize);
     // objective weights: time-sum weight, energy weight
     let w_sum = if use_sum { 1.0 } else { 0.0 };
@@ -180,18 +301,36 @@ fn solve_single(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<PipelineS
         }
         c
     };
-    let rg = ranges(p, &mut m, 1, stage_cost);
+    let Some(rg) = ranges(p, &mut m, 1, ctx, stage_cost) else {
+        return Ok(stopped_before_highs(p, ctx, warm, &phases("(ranges)")));
+    };
     let t = if use_max {
-        Some(m.var(0.0, f64::INFINITY, if obj == Objective::TrainingIteration { mm - 1.0 } else { 1.0 }, "T"))
+        Some(m.var(
+            0.0,
+            f64::INFINITY,
+            if obj == Objective::TrainingIteration {
+                mm - 1.0
+            } else {
+                1.0
+            },
+            "T",
+        ))
     } else {
         None
     };
     // cover and node-once
-    for i in 0..l {
-        let row: Vec<(Var, f64)> = rg.list.iter().zip(&rg.vars).filter(|(r, _)| r.1 <= i && i < r.2).map(|(_, v)| (*v, 1.0)).collect();
+    let mut cover: Vec<Vec<(Var, f64)>> = vec![vec![]; l];
+    for (&(_, a, b), &x) in rg.list.iter().zip(&rg.vars) {
+        for row in &mut cover[a..b] {
+            row.push((x, 1.0));
+        }
+    }
+    for (i, row) in cover.into_iter().enumerate() {
         if row.is_empty() {
             let mut o = Outcome::none(Termination::Infeasible);
-            o.notes.push(format!("no node can hold layer {i} (memory, availability or routes)"));
+            o.notes.push(format!(
+                "no node can hold layer {i} (memory, availability or routes)"
+            ));
             return Ok(o);
         }
         m.eq(&row, 1.0);
@@ -234,10 +373,16 @@ fn solve_single(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<PipelineS
             energy_row.push((rg.vars[i], mm * e));
         }
     }
-    // links
+    // links. `E_ub` / `S_vb` get one aggregate column each (defined by an equality row), so a link row
+    // has 2-3 entries instead of |E_ub| + |S_vb| (13x fewer nonzeros on 82x16; HiGHS presolve and
+    // probing, which do not poll the interrupt callback, get correspondingly shorter).
     let mut yvars: HashMap<(usize, usize, usize), Var> = HashMap::new();
+    let mut agg = Aggregates::default();
     let empty = vec![];
     for b in 1..l {
+        if ctx.should_stop() {
+            return Ok(stopped_before_highs(p, ctx, warm, &phases("(link rows)")));
+        }
         for u in 0..n {
             let eu = rg.ends.get(&(u, b)).unwrap_or(&empty);
             if eu.is_empty() {
@@ -252,15 +397,18 @@ fn solve_single(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<PipelineS
                     continue;
                 }
                 let lt = p.link_time_s(u, v, b);
-                let mut pair: Vec<(Var, f64)> = eu.iter().map(|x| (*x, 1.0)).collect();
-                pair.extend(sv.iter().map(|x| (*x, 1.0)));
+                let pair = [
+                    (agg.get(&mut m, (0, u, b), eu), 1.0),
+                    (agg.get(&mut m, (1, v, b), sv), 1.0),
+                ];
                 if !lt.is_finite() {
                     m.le(&pair, 1.0);
                     continue;
                 }
                 if let Some(t) = t {
                     if lt > 0.0 {
-                        let mut row: Vec<(Var, f64)> = pair.iter().map(|(x, _)| (*x, -lt)).collect();
+                        let mut row: Vec<(Var, f64)> =
+                            pair.iter().map(|(x, _)| (*x, -lt)).collect();
                         row.push((t, 1.0));
                         m.ge(&row, -lt);
                     }
@@ -283,13 +431,6 @@ fn solve_single(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<PipelineS
     if let Some(bud) = p.energy_budget_j {
         m.le(&energy_row, bud);
     }
-    // warm start
-    let nodes: Vec<usize> = (0..n).collect();
-    let warm = if ctx.options.warm_start {
-        local_search::search(p, &nodes, local_search::default_moves(p, n), ctx.options.seed, Some(ctx))
-    } else {
-        None
-    };
     let x0 = warm.as_ref().and_then(|(plan, _)| {
         let mut x = vec![0.0; m.num_cols()];
         for &(v, a, b) in &plan.stages {
@@ -304,20 +445,52 @@ fn solve_single(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<PipelineS
         if let Some(t) = t {
             x[t.0] = p.plan_agg(plan).ok()?.max_s;
         }
+        agg.fill(&mut x);
         (m.max_violation(&x) < 1e-7).then_some(x)
     });
+    let build_s = t1.elapsed().as_secs_f64();
+    if ctx.should_stop() {
+        return Ok(stopped_before_highs(p, ctx, warm, &phases("")));
+    }
+    let t2 = Instant::now();
     let r = m.solve(ctx, x0.as_deref())?;
+    let highs_s = t2.elapsed().as_secs_f64();
     let mut o = result(p, ctx, r, &rg, warm, false);
     if x0.is_some() {
         o.notes.push("warm-started from local-search".into());
     }
+    o.notes.push(format!(
+        "time: warm start {warm_s:.3} s, build {build_s:.3} s, HiGHS {highs_s:.3} s ({} rows)",
+        m.num_rows()
+    ));
     Ok(o)
 }
 
 fn solve_replicated(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<PipelineSolution>> {
     let (n, l) = (p.num_nodes(), p.num_layers());
+    let t0 = Instant::now();
+    let warm = if ctx.options.warm_start {
+        Some(bounded_warm_start(ctx, |c| {
+            replicas::greedy(p, ctx.options.seed, Some(c))
+        }))
+    } else {
+        None
+    };
+    let warm_s = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let phases = |what: &str| {
+        format!(
+            "warm start {warm_s:.3} s, build {:.3} s {what}",
+            t1.elapsed().as_secs_f64()
+        )
+    };
+    if ctx.should_stop() {
+        return Ok(stopped_before_highs(p, ctx, warm, &phases("not started")));
+    }
     let mut m = Milp::new(Sense::Maximize);
-    let rg = ranges(p, &mut m, usize::MAX, |_, _, _| 0.0);
+    let Some(rg) = ranges(p, &mut m, usize::MAX, ctx, |_, _, _| 0.0) else {
+        return Ok(stopped_before_highs(p, ctx, warm, &phases("(ranges)")));
+    };
     // a big capacity for zero-time elements
     let mut maxcap: f64 = 0.0;
     for &(v, a, b) in &rg.list {
@@ -338,10 +511,13 @@ fn solve_replicated(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<Pipel
         ft.push(m.var(0.0, f64::INFINITY, p.tokens_per_pass, &format!("ft_{v}")));
     }
     for v in 0..n {
-        let mut row: Vec<(Var, f64)> = rg.by_node[v].iter().map(|&i| {
-            let (_, a, b) = rg.list[i];
-            (rg.vars[i], -cap(p.stage_time_s(v, a, b)))
-        }).collect();
+        let mut row: Vec<(Var, f64)> = rg.by_node[v]
+            .iter()
+            .map(|&i| {
+                let (_, a, b) = rg.list[i];
+                (rg.vars[i], -cap(p.stage_time_s(v, a, b)))
+            })
+            .collect();
         if row.len() > 1 {
             let once: Vec<(Var, f64)> = row.iter().map(|(x, _)| (*x, 1.0)).collect();
             m.le(&once, 1.0);
@@ -360,6 +536,9 @@ fn solve_replicated(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<Pipel
     let mut fvars: HashMap<(usize, usize), Var> = HashMap::new();
     let mut evars: HashMap<(usize, usize, usize), Var> = HashMap::new();
     for u in 0..n {
+        if ctx.should_stop() {
+            return Ok(stopped_before_highs(p, ctx, warm, &phases("(arc rows)")));
+        }
         for v in 0..n {
             if u == v {
                 continue;
@@ -406,7 +585,6 @@ fn solve_replicated(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<Pipel
         m.eq(&inflow, 0.0);
         m.eq(&outflow, 0.0);
     }
-    let warm = if ctx.options.warm_start { Some(replicas::greedy(p, ctx.options.seed, Some(ctx))) } else { None };
     let x0 = warm.as_ref().and_then(|(plan, _)| {
         let mut x = vec![0.0; m.num_cols()];
         let st = &plan.stages;
@@ -433,10 +611,20 @@ fn solve_replicated(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<Pipel
         }
         (m.max_violation(&x) < 1e-6).then_some(x)
     });
+    let build_s = t1.elapsed().as_secs_f64();
+    if ctx.should_stop() {
+        return Ok(stopped_before_highs(p, ctx, warm, &phases("")));
+    }
+    let t2 = Instant::now();
     let r = m.solve(ctx, x0.as_deref())?;
+    let highs_s = t2.elapsed().as_secs_f64();
     let mut o = result(p, ctx, r, &rg, warm, true);
     if x0.is_some() {
         o.notes.push("warm-started from greedy-replicas".into());
     }
+    o.notes.push(format!(
+        "time: warm start {warm_s:.3} s, build {build_s:.3} s, HiGHS {highs_s:.3} s ({} rows)",
+        m.num_rows()
+    ));
     Ok(o)
 }

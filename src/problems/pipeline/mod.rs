@@ -172,7 +172,11 @@ pub fn evaluate_plan(p: &Prepared, plan: &Plan) -> Evaluation {
         } else {
             p.output_time_s(n)
         };
-        let comm_in = if s == 0 { input_s } else { p.link_time_s(plan.stages[s - 1].0, n, a) };
+        let comm_in = if s == 0 {
+            input_s
+        } else {
+            p.link_time_s(plan.stages[s - 1].0, n, a)
+        };
         let start = t;
         let end = start + compute;
         if compute > bottleneck.1 {
@@ -273,7 +277,9 @@ pub fn is_replicated(p: &Prepared) -> bool {
 /// function solvers use to score candidate plans.
 pub fn plan_value(p: &Prepared, plan: &Plan) -> Option<f64> {
     if is_replicated(p) {
-        p.replicated_flow(&plan.stages).ok().map(|(f, _)| p.tokens_per_s(f))
+        p.replicated_flow(&plan.stages)
+            .ok()
+            .map(|(f, _)| p.tokens_per_s(f))
     } else {
         p.plan_objective(plan)
     }
@@ -302,8 +308,15 @@ impl Family for Pipeline {
             Ok(x) => x,
             Err(e) => return bad(e),
         };
-        if plan.stages.iter().any(|&(_, a, b)| b > p.num_layers() || a >= b) {
-            return bad(format!("a layer range exceeds the model's {} layers", p.num_layers()));
+        if plan
+            .stages
+            .iter()
+            .any(|&(_, a, b)| b > p.num_layers() || a >= b)
+        {
+            return bad(format!(
+                "a layer range exceeds the model's {} layers",
+                p.num_layers()
+            ));
         }
         if is_replicated(p) {
             evaluate_replicated(p, &plan)

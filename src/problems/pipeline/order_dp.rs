@@ -13,7 +13,7 @@
 //! the Pareto sets have one element and the DP is `O(K·L² + K²·L)`.
 
 use super::cost::{Agg, Plan, Prepared};
-use super::{is_replicated, PipelineSolution, Pipeline};
+use super::{is_replicated, Pipeline, PipelineSolution};
 use crate::error::Result;
 use crate::solve::{Context, Outcome, Solver, SolverKind, Termination};
 
@@ -69,7 +69,12 @@ pub fn solve_order(p: &Prepared, order: &[usize], ub: f64) -> Option<(Plan, f64)
         // G[k][b]
         let out = p.output_agg(u);
         if out.is_finite() && within(&out) {
-            g[idx(k, l)].push(Lab { g: out, r: 0, p0: u32::MAX, p1: 0 });
+            g[idx(k, l)].push(Lab {
+                g: out,
+                r: 0,
+                p0: u32::MAX,
+                p1: 0,
+            });
         }
         for b in 1..l {
             let mut set = std::mem::take(&mut g[idx(k, b)]);
@@ -85,7 +90,15 @@ pub fn solve_order(p: &Prepared, order: &[usize], ub: f64) -> Option<(Plan, f64)
                 for (i, x) in hs.iter().enumerate() {
                     let c = lk.plus(x.g);
                     if within(&c) {
-                        fr.insert(&mut set, Lab { g: c, r: x.r, p0: j as u32, p1: i as u32 });
+                        fr.insert(
+                            &mut set,
+                            Lab {
+                                g: c,
+                                r: x.r,
+                                p0: j as u32,
+                                p1: i as u32,
+                            },
+                        );
                     }
                 }
             }
@@ -107,7 +120,15 @@ pub fn solve_order(p: &Prepared, order: &[usize], ub: f64) -> Option<(Plan, f64)
                     }
                     let c = st.plus(x.g);
                     if within(&c) {
-                        fr.insert(&mut set, Lab { g: c, r, p0: b as u32, p1: i as u32 });
+                        fr.insert(
+                            &mut set,
+                            Lab {
+                                g: c,
+                                r,
+                                p0: b as u32,
+                                p1: i as u32,
+                            },
+                        );
                     }
                 }
             }
@@ -159,7 +180,12 @@ pub fn speed_order(p: &Prepared, nodes: &[usize]) -> Vec<usize> {
         let (tx, ty) = (p.stage_time_s(x, 0, l), p.stage_time_s(y, 0, l));
         tx.partial_cmp(&ty)
             .unwrap_or(std::cmp::Ordering::Equal)
-            .then(p.nodes[y].memory_bytes.partial_cmp(&p.nodes[x].memory_bytes).unwrap_or(std::cmp::Ordering::Equal))
+            .then(
+                p.nodes[y]
+                    .memory_bytes
+                    .partial_cmp(&p.nodes[x].memory_bytes)
+                    .unwrap_or(std::cmp::Ordering::Equal),
+            )
             .then(x.cmp(&y))
     });
     if let Some(s) = p.source {
@@ -182,13 +208,18 @@ pub(crate) fn single_only(p: &Prepared) -> std::result::Result<(), String> {
 fn outcome(p: &Prepared, r: Option<(Plan, f64)>, note: &str) -> Outcome<PipelineSolution> {
     match r {
         Some((plan, v)) => {
-            let mut o = Outcome::with(Termination::Completed, PipelineSolution::from_plan(p, &plan), v);
+            let mut o = Outcome::with(
+                Termination::Completed,
+                PipelineSolution::from_plan(p, &plan),
+                v,
+            );
             o.notes.push(note.into());
             o
         }
         None => {
             let mut o = Outcome::none(Termination::Completed);
-            o.notes.push(format!("{note}: no feasible plan for this order"));
+            o.notes
+                .push(format!("{note}: no feasible plan for this order"));
             o
         }
     }
@@ -212,7 +243,11 @@ impl Solver<Pipeline> for OrderDp {
     }
     fn solve(&self, p: &Prepared, _ctx: &mut Context<'_>) -> Result<Outcome<PipelineSolution>> {
         let order: Vec<usize> = (0..p.num_nodes()).collect();
-        Ok(outcome(p, solve_order(p, &order, f64::INFINITY), "optimal for the instance's node order"))
+        Ok(outcome(
+            p,
+            solve_order(p, &order, f64::INFINITY),
+            "optimal for the instance's node order",
+        ))
     }
 }
 
@@ -235,6 +270,10 @@ impl Solver<Pipeline> for SpeedDp {
     fn solve(&self, p: &Prepared, _ctx: &mut Context<'_>) -> Result<Outcome<PipelineSolution>> {
         let all: Vec<usize> = (0..p.num_nodes()).collect();
         let order = speed_order(p, &all);
-        Ok(outcome(p, solve_order(p, &order, f64::INFINITY), "optimal for the speed order"))
+        Ok(outcome(
+            p,
+            solve_order(p, &order, f64::INFINITY),
+            "optimal for the speed order",
+        ))
     }
 }

@@ -4,7 +4,7 @@
 
 use super::cost::{Plan, Prepared};
 use super::order_dp::{single_only, speed_order};
-use super::{PipelineSolution, Pipeline};
+use super::{Pipeline, PipelineSolution};
 use crate::error::Result;
 use crate::solve::{Context, Outcome, Solver, SolverKind, Termination};
 
@@ -54,10 +54,17 @@ impl Solver<Pipeline> for PetalsGreedy {
         Ok(match greedy_plan(p) {
             Some(plan) => {
                 let v = p.plan_objective(&plan).unwrap_or(f64::NAN);
-                let mut o = Outcome::with(Termination::Completed, PipelineSolution::from_plan(p, &plan), v);
+                let mut o = Outcome::with(
+                    Termination::Completed,
+                    PipelineSolution::from_plan(p, &plan),
+                    v,
+                );
                 if v.is_nan() {
                     o.objective = None;
-                    o.notes.push("greedy plan violates a constraint (e.g. a link or the energy budget)".into());
+                    o.notes.push(
+                        "greedy plan violates a constraint (e.g. a link or the energy budget)"
+                            .into(),
+                    );
                 }
                 o
             }

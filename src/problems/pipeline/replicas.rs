@@ -4,7 +4,7 @@
 
 use super::cost::{Plan, Prepared};
 use super::local_search::{default_moves, search};
-use super::{is_replicated, PipelineSolution, Pipeline};
+use super::{is_replicated, Pipeline, PipelineSolution};
 use crate::error::Result;
 use crate::solve::{Context, Outcome, Solver, SolverKind};
 
@@ -17,7 +17,8 @@ pub fn greedy(p: &Prepared, seed: u64, ctx: Option<&Context<'_>>) -> (Plan, f64)
         if ctx.is_some_and(|c| c.should_stop()) {
             break;
         }
-        let Some((plan, _)) = search(p, &remaining, default_moves(p, remaining.len()), seed, ctx) else {
+        let Some((plan, _)) = search(p, &remaining, default_moves(p, remaining.len()), seed, ctx)
+        else {
             break;
         };
         let mut cand = chosen.clone();
@@ -58,6 +59,10 @@ impl Solver<Pipeline> for GreedyReplicas {
     }
     fn solve(&self, p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<PipelineSolution>> {
         let (plan, v) = greedy(p, ctx.options.seed, Some(ctx));
-        Ok(Outcome::with(ctx.early_termination(), PipelineSolution::from_plan(p, &plan), v))
+        Ok(Outcome::with(
+            ctx.early_termination(),
+            PipelineSolution::from_plan(p, &plan),
+            v,
+        ))
     }
 }
