@@ -443,7 +443,13 @@ fn cmd_compare(catalog: &Catalog, a: &CompareArgs) -> Result<u8> {
             break;
         }
         let compared = read_doc(f).and_then(|doc| {
-            problems::family_of(&doc)?.compare(&doc, &options, catalog, &f.display().to_string())
+            problems::family_of(&doc)?.compare(
+                &doc,
+                &options,
+                catalog,
+                &f.display().to_string(),
+                stop.clone(),
+            )
         });
         match compared {
             Ok(r) => {

@@ -232,8 +232,11 @@ fn compare(
     let opts = options(time_limit, mip_gap, threads, seed);
     let name = instance.to_string();
     let stop = StopFlag::new();
-    let rows = interruptible(py, &stop, move || fam.compare(&doc, &opts, &catalog, &name))?
-        .map_err(|e| to_py(py, e))?;
+    let worker_stop = stop.clone();
+    let rows = interruptible(py, &stop, move || {
+        fam.compare(&doc, &opts, &catalog, &name, worker_stop)
+    })?
+    .map_err(|e| to_py(py, e))?;
     json_text(py, &rows)
 }
 

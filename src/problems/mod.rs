@@ -81,6 +81,7 @@ pub trait DynFamily: Send + Sync {
         options: &SolveOptions,
         catalog: &Catalog,
         instance: &str,
+        stop: StopFlag,
     ) -> Result<Vec<CompareRow>>;
     /// Evaluates a given solution against a document.
     fn evaluate(&self, doc: &Value, solution: &Value, catalog: &Catalog) -> Result<Evaluation>;
@@ -224,6 +225,7 @@ impl<F: Family> DynFamily for Adapter<F> {
         options: &SolveOptions,
         catalog: &Catalog,
         instance: &str,
+        stop: StopFlag,
     ) -> Result<Vec<CompareRow>> {
         let (inst, cat) = unwrap_envelope::<F>(doc, catalog)?;
         let p = F::prepare(&inst, &cat)?;
@@ -244,7 +246,13 @@ impl<F: Family> DynFamily for Adapter<F> {
                 feasible: None,
                 message: None,
             };
-            match solve::run::<F>(&p, s.as_ref(), options, &mut NoObserver, StopFlag::new()) {
+            if stop.is_stopped() {
+                row.status = "interrupted".into();
+                row.message = Some("not run: interrupted before this solver started".into());
+                rows.push(row);
+                continue;
+            }
+            match solve::run::<F>(&p, s.as_ref(), options, &mut NoObserver, stop.clone()) {
                 Ok(r) => {
                     row.status = r.status.to_string();
                     row.objective = r.objective;
