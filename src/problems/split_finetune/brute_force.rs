@@ -88,10 +88,9 @@ impl Solver<SplitFinetune> for BruteForce {
                 Objective::TotalTime | Objective::RoundLatency => {
                     // the two round kinds are independent: best split of each
                     let gr = grid(p, 4000);
-                    let feasible_split = |ph: &Phase| -> Vec<Vec<f64>> {
-                        // splits meeting the energy budgets, best time first
-                        let mut v: Vec<Vec<f64>> = gr
-                            .iter()
+                    let best_split = |ph: &Phase| -> Option<&Vec<f64>> {
+                        // the fastest split meeting the energy budgets
+                        gr.iter()
                             .filter(|a| {
                                 ph.clients.iter().enumerate().all(|(k, pc)| {
                                     p.clients[k].energy_budget_j.is_none_or(|bud| {
@@ -99,15 +98,11 @@ impl Solver<SplitFinetune> for BruteForce {
                                     })
                                 })
                             })
-                            .cloned()
-                            .collect();
-                        v.sort_by(|a, b| p.phase_time(ph, a).total_cmp(&p.phase_time(ph, b)));
-                        v.truncate(1);
-                        v
+                            .map(|a| (p.phase_time(ph, a), a))
+                            .min_by(|x, y| x.0.total_cmp(&y.0))
+                            .map(|x| x.1)
                     };
-                    let f1 = feasible_split(&c.first);
-                    let f2 = feasible_split(&c.later);
-                    if let (Some(a1), Some(a2)) = (f1.first(), f2.first()) {
+                    if let (Some(a1), Some(a2)) = (best_split(&c.first), best_split(&c.later)) {
                         consider(a1, a2, &mut best);
                     }
                 }

@@ -2,8 +2,8 @@
 //! `splitlora` (fixed cut, no freezing), `freeze-client` (client side fully frozen) and
 //! `equal-bandwidth` (every choice, bandwidth split equally), and the `coordinate-descent` heuristic.
 
-use super::bandwidth::{equal_combo, solve_combo};
-use super::cost::{Choice, Prepared};
+use super::bandwidth::{equal_combo, lower_bound, solve_combo};
+use super::cost::{Choice, Combo, Prepared};
 use super::search::{combos, search, Solved};
 use super::SplitFinetune;
 use crate::error::Result;
@@ -121,8 +121,8 @@ impl Solver<SplitFinetune> for EqualBandwidth {
     }
 }
 
-/// Coordinate descent over (cut, client level, server level) from the baseline point, each move
-/// scored with the exact bandwidth sub-problem.
+/// Coordinate descent over (cut, client level, server level) from four starts, each move scored with
+/// the exact bandwidth sub-problem.
 pub struct CoordinateDescent;
 
 impl Solver<SplitFinetune> for CoordinateDescent {
@@ -133,7 +133,7 @@ impl Solver<SplitFinetune> for CoordinateDescent {
         SolverKind::Heuristic
     }
     fn description(&self) -> &'static str {
-        "coordinate descent on cut, client level, server level (exact bandwidth per move) from the SplitLoRA point"
+        "coordinate descent on cut, client level, server level (exact bandwidth per move) from 4 starts (SplitLoRA point, client fully frozen; baseline and middle cuts)"
     }
     fn solve(
         &self,
@@ -141,54 +141,80 @@ impl Solver<SplitFinetune> for CoordinateDescent {
         ctx: &mut Context<'_>,
     ) -> Result<Outcome<super::SplitFinetuneSolution>> {
         let mut memo: HashMap<Choice, Option<Solved>> = HashMap::new();
-        let mut eval = |ch: Choice| -> Option<Solved> {
-            memo.entry(ch)
+        let mut bounds: HashMap<Choice, Option<(Combo, f64)>> = HashMap::new();
+        // solves a choice unless its lower bound cannot beat `cutoff`
+        let mut eval = |ch: Choice, cutoff: f64| -> Option<Solved> {
+            if let Some(s) = memo.get(&ch) {
+                return s.clone();
+            }
+            let (c, lb) = bounds
+                .entry(ch)
                 .or_insert_with(|| {
                     let c = combos(p, vec![ch]).pop()?;
-                    solve_combo(p, &c).map(|(a1, a2, value)| Solved {
-                        choice: ch,
-                        a1,
-                        a2,
-                        value,
-                    })
+                    let lb = lower_bound(p, &c);
+                    Some((c, lb))
                 })
-                .clone()
+                .as_ref()?;
+            if *lb >= cutoff {
+                return None;
+            }
+            let s = solve_combo(p, c).map(|(a1, a2, value)| Solved {
+                choice: ch,
+                a1,
+                a2,
+                value,
+            });
+            memo.insert(ch, s.clone());
+            s
         };
         let obj = |s: &Option<Solved>| s.as_ref().map_or(f64::INFINITY, |s| s.value.objective);
-        let mut cur = Choice {
-            cut: p.baseline_cut,
-            cf: extreme(&p.client_levels, false),
-            sf: extreme(&p.server_levels, false),
-        };
-        let mut best = eval(cur);
+        // starts: the SplitLoRA point, and the client side fully frozen, at the baseline and middle cuts
+        let lo_c = extreme(&p.client_levels, false);
+        let hi_c = extreme(&p.client_levels, true);
+        let lo_s = extreme(&p.server_levels, false);
+        let mid = p.cuts[p.cuts.len() / 2];
+        let starts = [
+            (p.baseline_cut, lo_c),
+            (p.baseline_cut, hi_c),
+            (mid, lo_c),
+            (mid, hi_c),
+        ];
+        let mut best: Option<Solved> = None;
         let mut iters = 0u64;
-        loop {
-            iters += 1;
-            let mut improved = false;
-            for coord in 0..3 {
-                let cands: Vec<Choice> = match coord {
-                    0 => p.cuts.iter().map(|&cut| Choice { cut, ..cur }).collect(),
-                    1 => (0..p.client_levels.len())
-                        .map(|cf| Choice { cf, ..cur })
-                        .collect(),
-                    _ => (0..p.server_levels.len())
-                        .map(|sf| Choice { sf, ..cur })
-                        .collect(),
-                };
-                for ch in cands {
-                    if ctx.should_stop() {
-                        break;
-                    }
-                    let s = eval(ch);
-                    if obj(&s) < obj(&best) * (1.0 - 1e-12) {
-                        best = s;
-                        cur = ch;
-                        improved = true;
+        for (cut, cf) in starts {
+            let mut cur = Choice { cut, cf, sf: lo_s };
+            let mut here = eval(cur, f64::INFINITY);
+            loop {
+                iters += 1;
+                let mut improved = false;
+                for coord in 0..3 {
+                    let cands: Vec<Choice> = match coord {
+                        0 => p.cuts.iter().map(|&cut| Choice { cut, ..cur }).collect(),
+                        1 => (0..p.client_levels.len())
+                            .map(|cf| Choice { cf, ..cur })
+                            .collect(),
+                        _ => (0..p.server_levels.len())
+                            .map(|sf| Choice { sf, ..cur })
+                            .collect(),
+                    };
+                    for ch in cands {
+                        if ctx.should_stop() {
+                            break;
+                        }
+                        let s = eval(ch, obj(&here));
+                        if obj(&s) < obj(&here) * (1.0 - 1e-12) {
+                            here = s;
+                            cur = ch;
+                            improved = true;
+                        }
                     }
                 }
+                if !improved || ctx.should_stop() {
+                    break;
+                }
             }
-            if !improved || ctx.should_stop() {
-                break;
+            if obj(&here) < obj(&best) {
+                best = here;
             }
         }
         let mut o = match best {
