@@ -21,7 +21,7 @@ def worked():
 def test_family_is_registered():
     fam = next(f for f in edgeplan.families() if f["family"] == "split_finetune")
     names = {s["name"] for s in fam["solvers"]}
-    assert {"exact", "brute-force", "coordinate-descent", "splitlora", "freeze-client", "equal-bandwidth"} <= names
+    assert {"exact", "brute-force", "coordinate-descent", "projected-gradient", "splitlora", "freeze-client", "equal-bandwidth"} <= names
 
 
 def test_worked_example_is_optimal(worked):
@@ -48,7 +48,7 @@ def test_uplink_moves_the_choice(worked):
 def test_generated_small_every_solver():
     inst = edgeplan.generate("split_finetune", "small", 3)
     best = edgeplan.solve(inst, solver="exact").objective
-    for name in ("brute-force", "coordinate-descent", "splitlora", "freeze-client", "equal-bandwidth"):
+    for name in ("brute-force", "coordinate-descent", "projected-gradient", "splitlora", "freeze-client", "equal-bandwidth"):
         r = edgeplan.solve(inst, solver=name)
         if r.objective is not None:
             assert r.objective >= best * (1 - 1e-9)

@@ -74,11 +74,13 @@
 //! `exact` (enumeration of the distinct (cut, frozen-block) shapes, best-first by a lower bound — every
 //! client alone on the whole bandwidth — with the exact bandwidth sub-problem of `bandwidth.rs`),
 //! `brute-force` (tests: no pruning, grid over the split, ≤ 2 parallel clients), `coordinate-descent`
-//! (heuristic), `splitlora`, `freeze-client`, `equal-bandwidth` (baselines).
+//! (heuristic), `projected-gradient` (gradient: continuous freezing ratios on an interpolated
+//! surrogate, rounded), `splitlora`, `freeze-client`, `equal-bandwidth` (baselines).
 //!
 //! ## Not built (simplifications)
 //! - per-client cuts and freezing levels (common decisions only), hence no MILP;
-//! - the gradient solver with continuous freezing ratios (levels are discrete lists);
+//! - a gradient method on a closed-form smooth cost (argmin / L-BFGS): `projected-gradient` works on
+//!   an interpolation of the exact objective instead;
 //! - PEFT kinds other than LoRA; measured profiles; convergence models beyond `R(φ_eff)`;
 //! - overlap of server and client work in SFL, link latencies, reception energy, server energy in the
 //!   objective (reported in no metric).
@@ -90,6 +92,7 @@ pub mod bandwidth;
 pub mod brute_force;
 pub mod cost;
 pub mod generate;
+pub mod gradient;
 pub mod instance;
 pub mod search;
 pub mod solvers;
@@ -277,6 +280,7 @@ impl Family for SplitFinetune {
             Box::new(solvers::Exact),
             Box::new(brute_force::BruteForce),
             Box::new(solvers::CoordinateDescent),
+            Box::new(gradient::ProjectedGradient),
             Box::new(solvers::SplitLora),
             Box::new(solvers::FreezeClient),
             Box::new(solvers::EqualBandwidth),
