@@ -411,7 +411,8 @@ fn convergence_is_monotone() {
 #[test]
 fn bad_input_errors_carry_paths() {
     let base = load("llama2-7b-8phones.json");
-    let cases: Vec<(Box<dyn Fn(&mut SplitFinetuneInstance)>, &str)> = vec![
+    type Mutate = Box<dyn Fn(&mut SplitFinetuneInstance)>;
+    let cases: Vec<(Mutate, &str)> = vec![
         (
             Box::new(|i| i.clients[2].uplink_bps = Some(f64::NAN)),
             "$.clients[2].uplink_bps",

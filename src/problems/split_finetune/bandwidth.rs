@@ -22,7 +22,8 @@ fn invert(f: impl Fn(f64) -> f64, lo: f64, hi: f64, target: f64) -> Option<f64> 
     if f(lo) <= target {
         return Some(lo);
     }
-    if !(f(hi) <= target) {
+    let fh = f(hi);
+    if fh.is_nan() || fh > target {
         return None;
     }
     let (mut a, mut b) = (lo, hi);
@@ -269,4 +270,37 @@ pub fn equal_combo(p: &Prepared, c: &Combo) -> Option<(Vec<f64>, Vec<f64>, Value
     };
     let (v, _) = p.value(c, &a, &a);
     v.feasible.then_some((a.clone(), a, v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invert_finds_the_least_feasible_point() {
+        // f(b) = 10 / b is <= 2 from b = 5 on
+        let b = invert(|b| 10.0 / b, 0.0, 100.0, 2.0).unwrap();
+        assert!((b - 5.0).abs() < 1e-9 && 10.0 / b <= 2.0);
+        assert_eq!(invert(|b| 10.0 / b, 0.0, 1.0, 2.0), None);
+        assert_eq!(invert(|_| 1.0, 3.0, 9.0, 2.0), Some(3.0));
+    }
+
+    #[test]
+    fn golden_finds_a_convex_minimum() {
+        let x = golden(|x| (x - 1.7).powi(2) + 3.0, 0.0, 10.0);
+        assert!((x - 1.7).abs() < 1e-5);
+        // infinite near the ends is fine
+        let x = golden(
+            |x| {
+                if x < 0.5 {
+                    f64::INFINITY
+                } else {
+                    (x - 2.0).abs()
+                }
+            },
+            0.0,
+            4.0,
+        );
+        assert!((x - 2.0).abs() < 1e-5);
+    }
 }
