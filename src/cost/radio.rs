@@ -63,3 +63,27 @@ pub fn transfer_time_s(bytes: f64, bandwidth_bytes_per_s: f64, latency_s: f64) -
     }
     latency_s.max(0.0) + bytes / bandwidth_bytes_per_s
 }
+
+/// Derivative of [`shannon_rate_bps`] with respect to the bandwidth, bit/s per Hz:
+/// `log2(1 + c/B) − (c/B) / ((1 + c/B)·ln 2)` with `c = P·g/N0` (positive and decreasing in `B`:
+/// the rate is concave increasing in the bandwidth, saturating at `c / ln 2`).
+///
+/// ```
+/// use edgeplan::cost::radio::{shannon_rate_bps, shannon_rate_slope};
+/// let (b, p, g, n0) = (1e6, 0.2, 1e-10, 4e-21);
+/// let h = 1.0;
+/// let fd = (shannon_rate_bps(b + h, p, g, n0) - shannon_rate_bps(b - h, p, g, n0)) / (2.0 * h);
+/// assert!((shannon_rate_slope(b, p, g, n0) - fd).abs() < 1e-4 * fd);
+/// ```
+pub fn shannon_rate_slope(
+    bandwidth_hz: f64,
+    tx_power_w: f64,
+    channel_gain: f64,
+    noise_psd_w_per_hz: f64,
+) -> f64 {
+    if bandwidth_hz <= 0.0 || noise_psd_w_per_hz <= 0.0 {
+        return f64::INFINITY;
+    }
+    let x = tx_power_w.max(0.0) * channel_gain.max(0.0) / (noise_psd_w_per_hz * bandwidth_hz);
+    (1.0 + x).log2() - x / ((1.0 + x) * std::f64::consts::LN_2)
+}

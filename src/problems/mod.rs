@@ -14,6 +14,7 @@
 //! doc, `evaluate`, and one file per solver.
 
 pub mod pipeline;
+pub mod split_finetune;
 
 use crate::catalog::Catalog;
 use crate::error::{from_json_value, Error, Result};
@@ -300,10 +301,11 @@ impl<F: Family> DynFamily for Adapter<F> {
 }
 
 static PIPELINE: Adapter<pipeline::Pipeline> = Adapter(std::marker::PhantomData);
+static SPLIT_FINETUNE: Adapter<split_finetune::SplitFinetune> = Adapter(std::marker::PhantomData);
 
 /// Every registered family.
 pub fn families() -> Vec<&'static dyn DynFamily> {
-    vec![&PIPELINE]
+    vec![&PIPELINE, &SPLIT_FINETUNE]
 }
 
 /// A family by name.

@@ -1,0 +1,297 @@
+//! # Family `split_finetune`: joint cut layer, freezing ratios and bandwidth for split LoRA fine-tuning
+//!
+//! Seeds: survey 000 §V-A1–V-A3 (split learning for LLM fine-tuning; SplitLoRA, "how to jointly
+//! determine the optimal freezing ratio is an interesting research direction"; a fully frozen client
+//! runs forward only and uploads its smashed data in the first epoch only), §VII-A (shift energy from
+//! devices to the infrastructure under the same accuracy), and survey 003 §8.3 (split learning:
+//! vanilla, SFL / parallel SL, U-shaped).
+//!
+//! ## Sets
+//! - blocks `b ∈ {0..L−1}` of a catalog LLM; rows `0` = embedding, `1..=L` blocks, `L+1` = head;
+//! - clients `k ∈ K` (device card, usable memory `M_k` B, per-round energy budget `E_k` J, micro-batches
+//!   per round `n_k`, transmit power `P_k` W, and either fixed rates `r^up_k`, `r^dn_k` bit/s or
+//!   channel gains `g^up_k`, `g^dn_k` for Shannon rates on a share of the bandwidth);
+//! - one edge server (device card, memory `M_s`);
+//! - admissible cuts `C ⊆ {0..L−1}` (blocks on the client), freezing levels `F^c, F^s ⊆ [0,1]`.
+//!
+//! ## Parameters (per micro-batch of `micro_batch × seq_len` tokens, from `crate::cost`)
+//! `cost::layer_table` on the LoRA training workload (`recipe_workload`), LoRA parameters per layer
+//! from `memory::trainable_params_per_layer` (rank, targets), memory from `memory::layer_memory`
+//! (frozen weights; adapter weights + gradients + Adam state when trainable; `train_act_bytes` when the
+//! layer is in backward), roofline time and energy from `roofline::layer_time` on each device card in
+//! three modes: forward only, forward + activation gradient (frozen layer above a trainable one),
+//! forward + full LoRA backward. Smashed data = `out_bytes` of the last client row. Shannon rate
+//! `b·log2(1 + P·g/(N0·b))` (`cost::radio`); the downlink uses `server_tx_power_w`.
+//!
+//! ## Decisions
+//! Cut `c ∈ C` (common to all clients), client level `f_c ∈ F^c`, server level `f_s ∈ F^s`, and with a
+//! shared bandwidth `B` under a parallel protocol the shares `b_k ≥ 0`, `Σ_k b_k ≤ B`, for the first
+//! round and (possibly different) for the later rounds.
+//!
+//! ## Freezing
+//! The client freezes its lowest `round(f_c·c)` blocks, the server its lowest `round(f_s·(L−c))`
+//! blocks; the embedding and the head carry no adapter. Backward stops at the lowest trainable block:
+//! rows below it run forward only (no activations kept), frozen rows above it compute activation
+//! gradients only, trainable rows the full LoRA backward. The trainable fraction `φ` = trained LoRA
+//! parameters / all LoRA parameters. A client side with no trainable block ("fully frozen") gets no
+//! gradient back, has no adapter to aggregate, and uploads its smashed data **once**: the server caches
+//! it (counted in the server's memory) and the client's bottom part costs nothing after round 1.
+//!
+//! ## Round (per client `k`, `n_k` micro-batches)
+//! - client compute `C_k = n_k·Σ_{rows 0..=c} t_k(row)` (+ the head under U-shaped);
+//! - uplink `n_k·o_c` smashed bits (+ U-shaped: the gradient of the last block's output) + adapter bits
+//!   `16·Σ trainable client params` (aggregation upload); downlink `n_k·o_c` gradient bits if the client
+//!   trains (+ U-shaped: the last block's output) + adapter bits (aggregate download);
+//! - server `S = Σ_k n_k · Σ_{server rows} t_s(row)` (the server is shared and works through all batches);
+//! - round latency: vanilla SL `Σ_k (C_k + comm_k) + S` (clients in turn, each on the whole bandwidth);
+//!   SFL / U-shaped `max_k (C_k + comm_k(b_k)) + S` (no overlap of server and client work assumed:
+//!   a conservative, simple schedule); `comm_k = up/r_up + down/r_dn`;
+//! - client energy: compute energy + `P_k · up / r_up` (reception energy not counted).
+//!
+//! Round 1 is `T_1`; rounds `2..R` take `T_2` (`T_2 = T_1` unless the client side is fully frozen).
+//!
+//! ## Convergence
+//! `R(φ)` rounds to the target accuracy: a profiled table (linear interpolation, constant outside,
+//! required non-increasing) or `R(φ) = r_min + a·(1 − φ)^b` (monotone non-increasing for `a ≥ 0`).
+//! `R` is a real number (expected rounds), `≥ 1`. Its argument is `φ_eff = (1 − w)·φ + w·φ_client`
+//! with `φ_client` the trained share of the client's LoRA parameters (0 when the client holds no
+//! block) and `w = convergence_client_weight` (default 0): a client-side term for non-IID client data
+//! (frozen client layers adapt less to each client's data), so the rounds depend on the trainable
+//! fraction of each side. Monotone: training more blocks on either side never adds rounds.
+//!
+//! ## Objectives
+//! - `total_time`: `T_1 + (R − 1)·T_2` s;
+//! - `round_latency`: `T_1` (the longest round) s, with `min_trainable_fraction`;
+//! - `energy {deadline_s}`: total client energy `E_1 + (R − 1)·E_2` J with `T_1 + (R − 1)·T_2 ≤ D`.
+//!
+//! ## Constraints
+//! Client memory (weights of its rows, activations of rows in backward, adapter state of trainable
+//! rows) `≤ M_k`; server memory (same for its rows, one micro-batch in flight, + cached smashed data
+//! when the clients are fully frozen) `≤ M_s`; per-round client energy `≤ E_k` in every round;
+//! bandwidth `Σ b_k ≤ B`; `φ ≥ min_trainable_fraction` and `φ > 0`.
+//!
+//! ## Solvers
+//! `exact` (enumeration of the distinct (cut, frozen-block) shapes, best-first by a lower bound — every
+//! client alone on the whole bandwidth — with the exact bandwidth sub-problem of `bandwidth.rs`),
+//! `brute-force` (tests: no pruning, grid over the split, ≤ 2 parallel clients), `coordinate-descent`
+//! (heuristic), `projected-gradient` (gradient: continuous freezing ratios on an interpolated
+//! surrogate, rounded), `splitlora`, `freeze-client`, `equal-bandwidth` (baselines).
+//!
+//! ## Not built (simplifications)
+//! - per-client cuts and freezing levels (common decisions only), hence no MILP;
+//! - a gradient method on a closed-form smooth cost (argmin / L-BFGS): `projected-gradient` works on
+//!   an interpolation of the exact objective instead;
+//! - PEFT kinds other than LoRA; measured profiles; convergence models beyond `R(φ_eff)`;
+//! - overlap of server and client work in SFL, link latencies, reception energy, server energy in the
+//!   objective (reported in no metric).
+
+// Index loops follow the math.
+#![allow(clippy::needless_range_loop)]
+
+pub mod bandwidth;
+pub mod brute_force;
+pub mod cost;
+pub mod generate;
+pub mod gradient;
+pub mod instance;
+pub mod search;
+pub mod solvers;
+
+pub use cost::{Choice, Prepared};
+pub use instance::*;
+
+use crate::catalog::Catalog;
+use crate::error::Result;
+use crate::solve::{Evaluation, Family, Sense, Solver};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// The family marker.
+pub struct SplitFinetune;
+
+/// A solution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SplitFinetuneSolution {
+    /// Blocks on the client side.
+    pub cut: usize,
+    /// Client freezing ratio (one of `client_freeze_levels`).
+    pub client_freeze: f64,
+    /// Server freezing ratio (one of `server_freeze_levels`).
+    pub server_freeze: f64,
+    /// Bandwidth per client in round 1, Hz (shared bandwidth with a parallel protocol; else empty).
+    #[serde(default)]
+    pub bandwidth_hz: Vec<f64>,
+    /// Bandwidth per client in rounds 2..R, Hz (absent: as in round 1).
+    #[serde(default)]
+    pub later_bandwidth_hz: Option<Vec<f64>>,
+}
+
+fn bad(msg: String) -> Evaluation {
+    Evaluation {
+        feasible: false,
+        objective: f64::NAN,
+        violations: vec![msg],
+        metrics: serde_json::Value::Null,
+    }
+}
+
+fn level_index(levels: &[f64], x: f64, what: &str) -> std::result::Result<usize, String> {
+    levels
+        .iter()
+        .position(|&l| (l - x).abs() <= 1e-9)
+        .ok_or_else(|| format!("{what} {x} is not an admissible level {levels:?}"))
+}
+
+fn check_alloc(p: &Prepared, a: &[f64], what: &str, viol: &mut Vec<String>) {
+    if !p.has_allocation() {
+        if !a.is_empty() {
+            viol.push(format!(
+                "{what}: no shared bandwidth to allocate, must be empty"
+            ));
+        }
+        return;
+    }
+    if a.len() != p.num_clients() {
+        viol.push(format!(
+            "{what}: needs one entry per client ({})",
+            p.num_clients()
+        ));
+        return;
+    }
+    if a.iter().any(|x| !x.is_finite() || *x < 0.0) {
+        viol.push(format!("{what}: entries must be finite and >= 0"));
+        return;
+    }
+    let total = p.bandwidth.map_or(0.0, |b| b.total_hz);
+    let s: f64 = a.iter().sum();
+    if s > total * (1.0 + 1e-9) {
+        viol.push(format!(
+            "{what}: {s:.6e} Hz allocated, more than the {total:.6e} Hz shared"
+        ));
+    }
+}
+
+/// Evaluates a solution from the instance alone.
+pub fn evaluate(p: &Prepared, sol: &SplitFinetuneSolution) -> Evaluation {
+    if !p.cuts.contains(&sol.cut) {
+        return bad(format!("cut {} is not admissible {:?}", sol.cut, p.cuts));
+    }
+    let cf = match level_index(&p.client_levels, sol.client_freeze, "client_freeze") {
+        Ok(i) => i,
+        Err(e) => return bad(e),
+    };
+    let sf = match level_index(&p.server_levels, sol.server_freeze, "server_freeze") {
+        Ok(i) => i,
+        Err(e) => return bad(e),
+    };
+    let c = p.combo(Choice {
+        cut: sol.cut,
+        cf,
+        sf,
+    });
+    let mut viol = c.violations.clone();
+    let a1 = &sol.bandwidth_hz;
+    let a2 = sol.later_bandwidth_hz.as_ref().unwrap_or(a1);
+    check_alloc(p, a1, "bandwidth_hz", &mut viol);
+    check_alloc(p, a2, "later_bandwidth_hz", &mut viol);
+    let usable = !viol.iter().any(|v| v.contains("bandwidth_hz"));
+    let (v, vv) = if usable {
+        p.value(&c, a1, a2)
+    } else {
+        return Evaluation {
+            feasible: false,
+            objective: f64::NAN,
+            violations: viol,
+            metrics: serde_json::Value::Null,
+        };
+    };
+    viol.extend(vv);
+    let w = (c.rounds - 1.0).max(0.0);
+    let clients: Vec<_> = p
+        .clients
+        .iter()
+        .enumerate()
+        .map(|(k, cl)| {
+            let (f, l) = (&c.first.clients[k], &c.later.clients[k]);
+            let smashed_total = f.smashed_up_bits + w * l.smashed_up_bits;
+            json!({
+                "name": cl.name,
+                "first_round_s": p.client_s(k, f, p.bw_of(a1, k)),
+                "later_round_s": p.client_s(k, l, p.bw_of(a2, k)),
+                "first_round_energy_j": p.client_j(k, f, p.bw_of(a1, k)),
+                "later_round_energy_j": p.client_j(k, l, p.bw_of(a2, k)),
+                "memory_bytes": c.client_memory[k],
+                "smashed_upload_bytes_total": smashed_total / 8.0,
+                "smashed_upload_rounds": if f.smashed_up_bits > 0.0 { smashed_total / f.smashed_up_bits } else { 0.0 },
+                "uplink_bytes_total": (f.up_bits + w * l.up_bits) / 8.0,
+                "downlink_bytes_total": (f.down_bits + w * l.down_bits) / 8.0,
+            })
+        })
+        .collect();
+    let metrics = json!({
+        "cut": sol.cut,
+        "client_frozen_blocks": c.shape.client_frozen,
+        "server_frozen_blocks": c.shape.server_frozen,
+        "client_trains": c.shape.client_trains,
+        "trainable_fraction": c.shape.phi,
+        "client_trainable_fraction": c.shape.phi_client,
+        "effective_trainable_fraction": c.shape.phi_eff,
+        "rounds": c.rounds,
+        "first_round_s": v.first_s,
+        "later_round_s": v.later_s,
+        "total_time_s": v.total_s,
+        "first_round_energy_j": v.first_j,
+        "later_round_energy_j": v.later_j,
+        "total_client_energy_j": v.total_j,
+        "server_round_s": c.first.server_s,
+        "server_memory_bytes": c.server_memory,
+        "clients": clients,
+    });
+    Evaluation {
+        feasible: viol.is_empty(),
+        objective: v.objective,
+        violations: viol,
+        metrics,
+    }
+}
+
+impl Family for SplitFinetune {
+    const NAME: &'static str = "split_finetune";
+    type Instance = SplitFinetuneInstance;
+    type Prepared = Prepared;
+    type Solution = SplitFinetuneSolution;
+
+    fn prepare(instance: &SplitFinetuneInstance, catalog: &Catalog) -> Result<Prepared> {
+        instance.prepare(catalog)
+    }
+
+    fn sense(_: &Prepared) -> Sense {
+        Sense::Minimize
+    }
+
+    fn evaluate(p: &Prepared, solution: &SplitFinetuneSolution) -> Evaluation {
+        evaluate(p, solution)
+    }
+
+    fn solvers() -> Vec<Box<dyn Solver<Self>>> {
+        vec![
+            Box::new(solvers::Exact),
+            Box::new(brute_force::BruteForce),
+            Box::new(solvers::CoordinateDescent),
+            Box::new(gradient::ProjectedGradient),
+            Box::new(solvers::SplitLora),
+            Box::new(solvers::FreezeClient),
+            Box::new(solvers::EqualBandwidth),
+        ]
+    }
+
+    fn auto_solver(_: &Prepared) -> &'static str {
+        "exact"
+    }
+
+    fn generate(size: &str, seed: u64) -> Result<SplitFinetuneInstance> {
+        generate::generate(size, seed)
+    }
+}
