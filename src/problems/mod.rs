@@ -14,6 +14,7 @@
 //! doc, `evaluate`, and one file per solver.
 
 pub mod pipeline;
+pub mod token_radio;
 
 use crate::catalog::Catalog;
 use crate::error::{from_json_value, Error, Result};
@@ -292,10 +293,11 @@ impl<F: Family> DynFamily for Adapter<F> {
 }
 
 static PIPELINE: Adapter<pipeline::Pipeline> = Adapter(std::marker::PhantomData);
+static TOKEN_RADIO: Adapter<token_radio::TokenRadio> = Adapter(std::marker::PhantomData);
 
 /// Every registered family.
 pub fn families() -> Vec<&'static dyn DynFamily> {
-    vec![&PIPELINE]
+    vec![&PIPELINE, &TOKEN_RADIO]
 }
 
 /// A family by name.
