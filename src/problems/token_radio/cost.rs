@@ -525,3 +525,111 @@ impl Prepared {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(rate: RateModel) -> User {
+        User {
+            name: "u".into(),
+            tokens: 600.0,
+            bits: 800.0,
+            deadline: 1.0,
+            weight: 1.0,
+            rho_min: 0.1,
+            rate,
+            curve: Curve::Saturating {
+                floor: 0.3,
+                max: 0.9,
+                rate: 5.0,
+            },
+        }
+    }
+
+    fn prepared(rate: RateModel) -> Prepared {
+        Prepared {
+            bandwidth_hz: 1e6,
+            compute: Compute {
+                w1: 1.35e10,
+                w2: 5.2e5,
+                flops_per_s: 5e13,
+                overhead_s: 0.01,
+                source: "test".into(),
+            },
+            objective: Objective::WeightedSum,
+            allow_drop: false,
+            users: vec![user(rate)],
+        }
+    }
+
+    const SHANNON: RateModel = RateModel::Shannon {
+        power_w: 0.2,
+        gain: 1e-11,
+        n0: 4e-21,
+    };
+
+    #[test]
+    fn min_bandwidth_inverts_the_rate() {
+        for rm in [RateModel::Linear { efficiency: 3.0 }, SHANNON] {
+            for r in [1e3, 1e5, 1e6, 1e7] {
+                let b = rm.min_bandwidth(r);
+                if b.is_finite() {
+                    assert!((rm.rate(b) - r).abs() <= 1e-9 * r, "{rm:?} {r}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn max_tokens_meets_the_deadline_exactly() {
+        for rm in [RateModel::Linear { efficiency: 3.0 }, SHANNON] {
+            let p = prepared(rm);
+            let n = p.max_tokens(0, 2e5, 0.3);
+            let t = p.latency_s(0, n, 2e5, 0.3);
+            assert!((t - 1.0).abs() < 1e-9, "{t}");
+        }
+    }
+
+    #[test]
+    fn min_cost_is_convex_in_tokens_and_feasible() {
+        // the convexity claim of the module doc (item 3), checked by second differences
+        for rm in [RateModel::Linear { efficiency: 3.0 }, SHANNON] {
+            let p = prepared(rm);
+            let c = |n: f64| p.min_cost(0, n, 2e-6, 1.5).cost;
+            for i in 1..59 {
+                let n = 10.0 * i as f64;
+                let d2 = c(n + 10.0) - 2.0 * c(n) + c(n - 10.0);
+                assert!(d2 >= -1e-9 * c(n), "{rm:?} n={n}: {d2}");
+                let a = p.min_cost(0, n, 2e-6, 1.5);
+                let t = p.latency_s(0, n, a.bandwidth, a.share);
+                assert!(t <= 1.0 + 1e-9, "{t}");
+            }
+        }
+    }
+
+    #[test]
+    fn envelope_majorises_and_is_concave() {
+        let c = Curve::Points {
+            xs: vec![0.0, 0.5, 0.8, 1.0],
+            ys: vec![0.1, 0.2, 0.8, 0.85],
+        };
+        assert!(!c.is_concave());
+        let e = c.envelope();
+        assert!(e.is_concave());
+        for i in 0..=100 {
+            let r = i as f64 / 100.0;
+            assert!(e.value(r) >= c.value(r) - 1e-12);
+        }
+        // hull of (0,.1), (.8,.8), (1,.85): the point (.5,.2) is dropped
+        assert_eq!(
+            e,
+            Curve::Points {
+                xs: vec![0.0, 0.8, 1.0],
+                ys: vec![0.1, 0.8, 0.85]
+            }
+        );
+        let t = c.inverse(0.5, 0.0).unwrap();
+        assert!((c.value(t) - 0.5).abs() < 1e-12 && t > 0.5);
+    }
+}

@@ -237,7 +237,8 @@ pub fn dual_solve(p: &Prepared, ut: Utility, ctx: &Context<'_>) -> Option<DualRe
         }
     };
     let r = finish(&st, x, y, res);
-    if relative_gap(p, &r, ut) <= GAP_TOL || ctx.should_stop() {
+    // proportional fairness is a baseline: no certification effort beyond Newton
+    if relative_gap(p, &r, ut) <= GAP_TOL || ctx.should_stop() || ut == Utility::LogAccuracy {
         return Some(r);
     }
     // nested bisection: outer on log λ (Σb decreasing), inner on log μ (Σφ decreasing)
