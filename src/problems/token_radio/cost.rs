@@ -393,7 +393,7 @@ impl Prepared {
                     let phi = cw / (d - tu);
                     (b, phi)
                 };
-                let (tu, _) = golden_max(0.0, d, 90, |tu| {
+                let (tu, _) = golden_max(0.0, d, 60, |tu| {
                     if tu <= 0.0 || tu >= d {
                         return f64::NEG_INFINITY;
                     }

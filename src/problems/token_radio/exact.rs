@@ -6,7 +6,8 @@
 //! best responses ([`cost::Prepared::best_response`]). Both budgets bind at the optimum (a free
 //! resource would be used without limit to save the other), so the prices solve
 //! `Σb(λ, μ) = B`, `Σφ(λ, μ) = 1`: damped Newton on `(log λ, log μ)` with a finite-difference
-//! Jacobian, falling back to nested bisection. Primal recovery: the best responses at the final prices,
+//! Jacobian, falling back (degenerate Jacobian when users sit at their bounds, or a gap above the
+//! tolerance) to nested Illinois root finding on the two monotone demands. Primal recovery: the best responses at the final prices,
 //! budgets scaled down by the (≈ 1e-12) excess, each kept count cut to what its resources carry
 //! ([`cost::Prepared::max_tokens`]). The bound is the least `L` evaluated (weak duality: valid for
 //! any λ, μ ≥ 0); `optimal` is claimed when the relative gap is ≤ [`GAP_TOL`].
@@ -133,14 +134,14 @@ fn newton(st: &mut DualState<'_>, x0: f64, y0: f64, ctx: &Context<'_>) -> (f64, 
         let (j11, j21) = ((rx.0 - r.0) / h, (rx.1 - r.1) / h);
         let (j12, j22) = ((ry.0 - r.0) / h, (ry.1 - r.1) / h);
         let det = j11 * j22 - j12 * j21;
-        let (mut dx, mut dy) = if det.abs() > 1e-300 && det.is_finite() {
-            (
-                -(j22 * r.0 - j12 * r.1) / det,
-                -(-j21 * r.0 + j11 * r.1) / det,
-            )
-        } else {
-            (r.0, r.1) // demand above supply -> raise price
-        };
+        let scale = (j11 * j22).abs() + (j12 * j21).abs();
+        if !(det.abs() > 1e-6 * scale) || !det.is_finite() {
+            break; // degenerate (users at their bounds): leave it to the nested root finder
+        }
+        let (mut dx, mut dy) = (
+            -(j22 * r.0 - j12 * r.1) / det,
+            -(-j21 * r.0 + j11 * r.1) / det,
+        );
         // cap the step in log space
         let big = dx.abs().max(dy.abs());
         if big > 5.0 {
@@ -149,7 +150,7 @@ fn newton(st: &mut DualState<'_>, x0: f64, y0: f64, ctx: &Context<'_>) -> (f64, 
         }
         let mut t = 1.0;
         let mut accepted = false;
-        for _ in 0..30 {
+        for _ in 0..6 {
             let rn = st.residual(x + t * dx, y + t * dy);
             if norm(rn) < norm(r) * (1.0 - 1e-4 * t) || norm(rn) < 1e-13 {
                 x += t * dx;
@@ -167,31 +168,65 @@ fn newton(st: &mut DualState<'_>, x0: f64, y0: f64, ctx: &Context<'_>) -> (f64, 
     (x, y, norm(r))
 }
 
-/// Bisection on a decreasing function's root in `[lo, hi]` (grown as needed), log-price scale.
-fn bisect_root(mut f: impl FnMut(f64) -> f64, guess: f64) -> f64 {
-    let (mut lo, mut hi) = (guess - 1.0, guess + 1.0);
+/// Root of a decreasing function near `guess`: bracket by doubling steps, then Illinois
+/// (regula falsi with halving of the stale end), stopping at `|f| ≤ ftol` or a bracket of 1e-14.
+fn root_decreasing(mut f: impl FnMut(f64) -> f64, guess: f64, step: f64, ftol: f64) -> f64 {
+    let (mut a, mut b) = (guess - step, guess + step);
+    let (mut fa, mut fb) = (f(a), f(b));
+    let mut h = step;
     let mut i = 0;
-    while f(hi) > 0.0 && i < 200 {
-        hi += 2.0f64.powi(i.min(8));
+    while fa <= 0.0 && i < 60 {
+        if fa.abs() <= ftol {
+            return a;
+        }
+        b = a;
+        fb = fa;
+        h *= 2.0;
+        a -= h;
+        fa = f(a);
         i += 1;
     }
-    i = 0;
-    while f(lo) < 0.0 && i < 200 {
-        lo -= 2.0f64.powi(i.min(8));
+    while fb >= 0.0 && i < 120 {
+        if fb.abs() <= ftol {
+            return b;
+        }
+        a = b;
+        fa = fb;
+        h *= 2.0;
+        b += h;
+        fb = f(b);
         i += 1;
     }
-    for _ in 0..100 {
-        let m = 0.5 * (lo + hi);
-        if f(m) > 0.0 {
-            lo = m;
+    // fa > 0 > fb
+    let mut side = 0;
+    for _ in 0..200 {
+        let c = if fa.is_finite() && fb.is_finite() && fa != fb {
+            b - fb * (b - a) / (fb - fa)
         } else {
-            hi = m;
+            0.5 * (a + b)
+        };
+        let c = if c > a && c < b { c } else { 0.5 * (a + b) };
+        let fc = f(c);
+        if fc.abs() <= ftol || (b - a) <= 1e-14 * (1.0 + c.abs()) {
+            return c;
         }
-        if hi - lo < 1e-14 * (1.0 + m.abs()) {
-            break;
+        if fc > 0.0 {
+            a = c;
+            fa = fc;
+            if side == 1 {
+                fb *= 0.5;
+            }
+            side = 1;
+        } else {
+            b = c;
+            fb = fc;
+            if side == -1 {
+                fa *= 0.5;
+            }
+            side = -1;
         }
     }
-    hi
+    0.5 * (a + b)
 }
 
 /// Solves the dual and recovers a primal. `None` when even the minimum kept fractions do not fit.
@@ -241,18 +276,19 @@ pub fn dual_solve(p: &Prepared, ut: Utility, ctx: &Context<'_>) -> Option<DualRe
     if relative_gap(p, &r, ut) <= GAP_TOL || ctx.should_stop() || ut == Utility::LogAccuracy {
         return Some(r);
     }
-    // nested bisection: outer on log λ (Σb decreasing), inner on log μ (Σφ decreasing)
+    // nested root finding: outer on log λ (Σb decreasing), inner on log μ (Σφ decreasing)
     let mut ybest = y;
-    let xr = bisect_root(
+    x = root_decreasing(
         |xx| {
-            let yy = bisect_root(|yy| st.residual(xx, yy).1, ybest);
+            let yy = root_decreasing(|yy| st.residual(xx, yy).1, ybest, 0.05, 1e-13);
             ybest = yy;
             st.residual(xx, yy).0
         },
         x,
+        0.05,
+        1e-12,
     );
-    x = xr;
-    y = bisect_root(|yy| st.residual(x, yy).1, ybest);
+    y = root_decreasing(|yy| st.residual(x, yy).1, ybest, 0.05, 1e-13);
     res = norm(st.residual(x, y));
     Some(finish(&st, x, y, res))
 }
@@ -315,7 +351,8 @@ pub fn recover(p: &Prepared, ch: &[Choice]) -> Vec<Decision> {
         .any(|(k, d)| d.is_some_and(|(n, _, _)| n < nmin(k)));
     if short {
         let mut eps = 1e-9;
-        while eps < 1.0 {
+        let mut done = false;
+        while eps <= 1.0 && !done {
             let ns: Vec<f64> = out
                 .iter()
                 .enumerate()
@@ -327,9 +364,17 @@ pub fn recover(p: &Prepared, ch: &[Choice]) -> Vec<Decision> {
                         *d = Some((ns[k], a[k].0, a[k].1));
                     }
                 }
-                break;
+                done = true;
             }
             eps *= 10.0;
+        }
+        if !done && p.allow_drop {
+            // drop the users that their scaled resources cannot carry
+            for (k, d) in out.iter_mut().enumerate() {
+                if d.is_some_and(|(n, _, _)| n < nmin(k)) {
+                    *d = None;
+                }
+            }
         }
     }
     out

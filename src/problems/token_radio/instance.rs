@@ -2,8 +2,8 @@
 
 use super::cost::{Compute, Curve, Prepared, RateModel, User};
 use crate::catalog::Catalog;
-use crate::cost::roofline::Hardware;
-use crate::cost::{layer_table, DType, Workload};
+use crate::cost::roofline::{layer_time, Hardware};
+use crate::cost::{layer_table, DType, LayerKind, Workload};
 use crate::error::Result;
 use crate::validate::Check;
 use schemars::JsonSchema;
@@ -49,7 +49,8 @@ pub struct ServerSpec {
     pub flops_per_token_sq: Option<f64>,
     /// Explicit alternative: effective server FLOP/s.
     pub effective_flops: Option<f64>,
-    /// Fixed compute overhead per request, s (default: the runtime's per-operator latency × operators).
+    /// Fixed compute overhead per request, s (default: the runtime's per-operator latency × operators
+    /// plus the roofline time of the last-token LM head, see [`fit_prefill_flops`]).
     pub overhead_s: Option<f64>,
 }
 
@@ -244,30 +245,39 @@ impl TokenRadioInstance {
     }
 }
 
-/// Fits `FLOPs(n) = w1·n + w2·n²` to the cost model's prefill FLOPs (all layers, batch 1) at
-/// n = 256 and 1024 (the table is exactly quadratic in n: projections/MLP linear, attention scores
-/// and AV quadratic); also returns the fixed per-operator overhead, s.
+/// Fits `FLOPs(n) = w1·n + w2·n²` to the cost model's prefill FLOPs of the embedding and the blocks
+/// (batch 1) at n = 256 and 1024: projections/MLP are linear in n, attention scores and AV quadratic,
+/// so the fit is exact. The LM head runs on the last token only in prefill (a constant `2·d·V` FLOPs,
+/// memory-bound: it reads the whole `V×d` matrix), so it is costed by the roofline
+/// (`roofline::layer_time` on the whole device) as part of the fixed overhead, together with the
+/// runtime's per-operator latency of every layer. Returns `(w1, w2, overhead_s)`.
 pub fn fit_prefill_flops(
     card: &crate::catalog::LlmCard,
     dtype: DType,
     hw: &Hardware,
 ) -> (f64, f64, f64) {
-    let total = |n: u64| -> f64 {
+    let body = |n: u64| -> f64 {
         layer_table(card, &Workload::prefill(1, n, dtype))
             .iter()
+            .filter(|l| l.kind != LayerKind::Head)
             .map(|l| l.fwd_flops)
             .sum()
     };
     let (n1, n2) = (256.0, 1024.0);
-    let (f1, f2) = (total(256), total(1024));
+    let (f1, f2) = (body(256), body(1024));
     // f = w1 n + w2 n²  ->  f/n = w1 + w2 n
     let w2 = ((f2 / n2 - f1 / n1) / (n2 - n1)).max(0.0);
     let w1 = (f1 / n1 - w2 * n1).max(0.0);
-    let ops: f64 = layer_table(card, &Workload::prefill(1, 1, dtype))
-        .iter()
-        .map(|l| hw.ops_for(l.kind) as f64)
-        .sum();
-    (w1, w2, ops * hw.per_op_latency_s())
+    let w = Workload::prefill(1, 1, dtype);
+    let mut overhead = 0.0;
+    for l in layer_table(card, &w) {
+        overhead += if l.kind == LayerKind::Head {
+            layer_time(&l, hw, &w, 0.0, true).fwd_s
+        } else {
+            hw.ops_for(l.kind) as f64 * hw.per_op_latency_s()
+        };
+    }
+    (w1, w2, overhead)
 }
 
 fn prepare_curve(a: &AccuracySpec, rho_min: f64, c: &Check) -> Result<Curve> {
@@ -309,6 +319,37 @@ fn prepare_curve(a: &AccuracySpec, rho_min: f64, c: &Check) -> Result<Curve> {
                 "the last point's ρ must be 1".into()
             })?;
             Ok(Curve::Points { xs, ys })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefill_fit_reproduces_the_cost_model() {
+        let cat = Catalog::builtin();
+        for (model, dev) in [
+            ("llama-2-7b", "h100-sxm"),
+            ("qwen2.5-0.5b", "a100-80gb-sxm"),
+        ] {
+            let hw = Hardware::from_catalog(cat, dev, None).unwrap();
+            let card = cat.llm(model).unwrap();
+            let (w1, w2, ops) = fit_prefill_flops(&card, DType::Fp16, &hw);
+            assert!(w1 > 0.0 && w2 > 0.0 && ops >= 0.0);
+            for n in [64u64, 512, 2048] {
+                let f: f64 = layer_table(&card, &Workload::prefill(1, n, DType::Fp16))
+                    .iter()
+                    .filter(|l| l.kind != LayerKind::Head)
+                    .map(|l| l.fwd_flops)
+                    .sum();
+                let fit = w1 * n as f64 + w2 * (n * n) as f64;
+                assert!(
+                    (fit - f).abs() <= 1e-9 * f,
+                    "{model} n={n}: fit {fit} vs {f}"
+                );
+            }
         }
     }
 }

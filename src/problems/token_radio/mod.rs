@@ -17,9 +17,11 @@
 //!   `r_k(b) = b log2(1 + p_k g_k / (N0 b))` (`cost::shannon_rate_bps`; p W, g linear gain, N0 W/Hz);
 //! - the edge server: total uplink bandwidth `B` (Hz); the served model's prefill work
 //!   `W(n) = w1 n + w2 n²` FLOPs for `n` kept tokens, fitted exactly to `cost::layer_table` of a
-//!   prefill `Workload` of the catalog model (`w2 n²` is the attention core, quadratic in the kept
-//!   tokens); effective FLOP/s `F` of the device card (`roofline::Hardware::effective_flops`); a fixed
-//!   overhead `τ0` s per request (runtime per-operator latency × operators), or explicit numbers.
+//!   prefill `Workload` of the catalog model, embedding and blocks (`w2 n²` is the attention core,
+//!   quadratic in the kept tokens); effective FLOP/s `F` of the device card
+//!   (`roofline::Hardware::effective_flops`); a fixed overhead `τ0` s per request (runtime
+//!   per-operator latency × operators + the roofline time of the last-token LM head, which is
+//!   memory-bound and independent of `n`), or explicit numbers.
 //!
 //! ## Decisions
 //! Per user: served or dropped (only when `allow_drop`), kept fraction `ρ_k ∈ [ρ_min,k, 1]`
