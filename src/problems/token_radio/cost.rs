@@ -441,7 +441,7 @@ impl Prepared {
         let (n, v) = if u.tokens - lo <= 1e-12 * u.tokens {
             (u.tokens, value(u.tokens))
         } else {
-            golden_max(lo, u.tokens, 64, value)
+            golden_max(lo, u.tokens, 52, value)
         };
         if !v.is_finite() || (self.allow_drop && ut != Utility::LogAccuracy && v < 0.0) {
             return Choice {
