@@ -15,6 +15,7 @@
 
 pub mod pipeline;
 pub mod split_finetune;
+pub mod token_radio;
 
 use crate::catalog::Catalog;
 use crate::error::{from_json_value, Error, Result};
@@ -302,10 +303,11 @@ impl<F: Family> DynFamily for Adapter<F> {
 
 static PIPELINE: Adapter<pipeline::Pipeline> = Adapter(std::marker::PhantomData);
 static SPLIT_FINETUNE: Adapter<split_finetune::SplitFinetune> = Adapter(std::marker::PhantomData);
+static TOKEN_RADIO: Adapter<token_radio::TokenRadio> = Adapter(std::marker::PhantomData);
 
 /// Every registered family.
 pub fn families() -> Vec<&'static dyn DynFamily> {
-    vec![&PIPELINE, &SPLIT_FINETUNE]
+    vec![&PIPELINE, &SPLIT_FINETUNE, &TOKEN_RADIO]
 }
 
 /// A family by name.

@@ -1,0 +1,635 @@
+//! The one place the family's costs are computed: rates, upload and prefill times, the largest
+//! number of tokens a (bandwidth, compute) pair carries by the deadline, the cheapest resources for
+//! a number of tokens at given prices, and the accuracy curves. `evaluate` and every solver call these.
+
+use super::instance::Objective;
+use crate::cost::shannon_rate_bps;
+
+/// Uplink rate model of one user.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RateModel {
+    /// `r = η·b`.
+    Linear { efficiency: f64 },
+    /// `r = b log2(1 + p g / (N0 b))` (`cost::shannon_rate_bps`).
+    Shannon { power_w: f64, gain: f64, n0: f64 },
+}
+
+impl RateModel {
+    /// Rate in bit/s at bandwidth `b` Hz.
+    pub fn rate(&self, b: f64) -> f64 {
+        match *self {
+            RateModel::Linear { efficiency } => efficiency * b.max(0.0),
+            RateModel::Shannon { power_w, gain, n0 } => shannon_rate_bps(b, power_w, gain, n0),
+        }
+    }
+
+    /// The least bandwidth giving rate `r` (infinite above the Shannon limit `p g / (N0 ln 2)`).
+    pub fn min_bandwidth(&self, r: f64) -> f64 {
+        if r <= 0.0 {
+            return 0.0;
+        }
+        match *self {
+            RateModel::Linear { efficiency } => r / efficiency,
+            RateModel::Shannon { power_w, gain, n0 } => {
+                let snr_hz = power_w * gain / n0;
+                if r >= snr_hz / std::f64::consts::LN_2 * (1.0 - 1e-12) {
+                    return f64::INFINITY;
+                }
+                // rate(b) is increasing and concave: Newton from the left stays left of the root
+                // (the tangent lies above the curve) and converges monotonically.
+                let mut b = r * 1e-3 / (1.0 + (1.0 + snr_hz / r).log2());
+                while self.rate(b) >= r && b > 1e-300 {
+                    b *= 0.1;
+                }
+                for _ in 0..200 {
+                    let f = self.rate(b) - r;
+                    let x = snr_hz / b;
+                    let d = (1.0 + x).log2() - x / ((1.0 + x) * std::f64::consts::LN_2);
+                    if f >= 0.0 || d <= 0.0 {
+                        break;
+                    }
+                    let nb = b - f / d;
+                    if nb - b <= 1e-15 * nb {
+                        b = nb;
+                        break;
+                    }
+                    b = nb;
+                }
+                // guard: never return a bandwidth below the root
+                while self.rate(b) < r * (1.0 - 1e-15) {
+                    b *= 1.0 + 1e-12;
+                }
+                b
+            }
+        }
+    }
+}
+
+/// Prefill compute of the served model on the server: `FLOPs(n) = w1 n + w2 n²`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Compute {
+    /// FLOPs per token (projections, MLP, head).
+    pub w1: f64,
+    /// FLOPs per token² (attention scores and AV).
+    pub w2: f64,
+    /// Effective FLOP/s of the whole server (`roofline::Hardware::effective_flops`).
+    pub flops_per_s: f64,
+    /// Fixed time per request, s.
+    pub overhead_s: f64,
+    /// Where the numbers come from.
+    pub source: String,
+}
+
+impl Compute {
+    /// Prefill FLOPs of `n` kept tokens.
+    pub fn work(&self, n: f64) -> f64 {
+        self.w1 * n + self.w2 * n * n
+    }
+    /// Prefill seconds of `n` tokens on compute share `phi` (without the fixed overhead).
+    pub fn time_s(&self, n: f64, phi: f64) -> f64 {
+        let w = self.work(n);
+        if w <= 0.0 {
+            0.0
+        } else if phi <= 0.0 {
+            f64::INFINITY
+        } else {
+            w / (phi * self.flops_per_s)
+        }
+    }
+}
+
+/// Accuracy as a function of the kept fraction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Curve {
+    /// Linear interpolation of profiled points.
+    Points { xs: Vec<f64>, ys: Vec<f64> },
+    /// `floor + (max − floor)(1 − e^{−rate ρ}) / (1 − e^{−rate})`.
+    Saturating { floor: f64, max: f64, rate: f64 },
+}
+
+impl Curve {
+    /// `A(ρ)`, ρ clamped to [0, 1].
+    pub fn value(&self, rho: f64) -> f64 {
+        let r = rho.clamp(0.0, 1.0);
+        match self {
+            Curve::Saturating { floor, max, rate } => {
+                floor + (max - floor) * (-(-rate * r).exp_m1()) / (-(-rate).exp_m1())
+            }
+            Curve::Points { xs, ys } => {
+                if r <= xs[0] {
+                    return ys[0];
+                }
+                let i = xs.partition_point(|&x| x < r).min(xs.len() - 1);
+                let (x0, x1, y0, y1) = (xs[i - 1], xs[i], ys[i - 1], ys[i]);
+                y0 + (y1 - y0) * (r - x0) / (x1 - x0)
+            }
+        }
+    }
+
+    /// Whether the curve is concave (saturating always; points: nonincreasing slopes).
+    pub fn is_concave(&self) -> bool {
+        match self {
+            Curve::Saturating { .. } => true,
+            Curve::Points { xs, ys } => {
+                let s: Vec<f64> = (1..xs.len())
+                    .map(|i| (ys[i] - ys[i - 1]) / (xs[i] - xs[i - 1]))
+                    .collect();
+                s.windows(2).all(|w| w[1] <= w[0] + 1e-12)
+            }
+        }
+    }
+
+    /// The least concave majorant (the curve itself when concave): upper hull of the points.
+    pub fn envelope(&self) -> Curve {
+        match self {
+            Curve::Saturating { .. } => self.clone(),
+            Curve::Points { xs, ys } => {
+                let mut hx: Vec<f64> = vec![];
+                let mut hy: Vec<f64> = vec![];
+                for (&x, &y) in xs.iter().zip(ys) {
+                    while hx.len() >= 2 {
+                        let n = hx.len();
+                        let cross = (hx[n - 1] - hx[n - 2]) * (y - hy[n - 2])
+                            - (hy[n - 1] - hy[n - 2]) * (x - hx[n - 2]);
+                        if cross >= 0.0 {
+                            hx.pop();
+                            hy.pop();
+                        } else {
+                            break;
+                        }
+                    }
+                    hx.push(x);
+                    hy.push(y);
+                }
+                Curve::Points { xs: hx, ys: hy }
+            }
+        }
+    }
+
+    /// The least ρ ≥ `rho_min` with `A(ρ) ≥ t` (`None` when `A(1) < t`); the curve is nondecreasing.
+    pub fn inverse(&self, t: f64, rho_min: f64) -> Option<f64> {
+        if self.value(rho_min) >= t {
+            return Some(rho_min);
+        }
+        if self.value(1.0) < t {
+            return None;
+        }
+        let (mut lo, mut hi) = (rho_min, 1.0);
+        for _ in 0..100 {
+            let m = 0.5 * (lo + hi);
+            if self.value(m) >= t {
+                hi = m;
+            } else {
+                lo = m;
+            }
+        }
+        Some(hi)
+    }
+
+    /// An upper bound on the slope `dA/dρ` (Lipschitz constant).
+    pub fn max_slope(&self) -> f64 {
+        match self {
+            Curve::Saturating { floor, max, rate } => (max - floor) * rate / (-(-rate).exp_m1()),
+            Curve::Points { xs, ys } => (1..xs.len())
+                .map(|i| (ys[i] - ys[i - 1]) / (xs[i] - xs[i - 1]))
+                .fold(0.0, f64::max),
+        }
+    }
+}
+
+/// One resolved user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub name: String,
+    /// Input tokens `N_k` (text + image patches).
+    pub tokens: f64,
+    /// Bits per uploaded token `s_k`.
+    pub bits: f64,
+    /// Deadline `D_k`, s.
+    pub deadline: f64,
+    pub weight: f64,
+    /// Minimum kept fraction.
+    pub rho_min: f64,
+    pub rate: RateModel,
+    pub curve: Curve,
+}
+
+/// The cheapest (bandwidth, compute share) for a number of tokens at prices (λ, μ).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Alloc {
+    /// `λ b + μ φ`.
+    pub cost: f64,
+    pub bandwidth: f64,
+    pub share: f64,
+}
+
+/// A user's answer to prices: kept tokens and resources (`served = false`: dropped).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Choice {
+    /// `w·u(A) − λ b − μ φ`.
+    pub value: f64,
+    pub served: bool,
+    pub tokens: f64,
+    pub bandwidth: f64,
+    pub share: f64,
+}
+
+/// What a user's accuracy is worth in the Lagrangian.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Utility {
+    /// `w A` (the weighted-sum objective; with `envelope`, the concave majorant of A).
+    Weighted { envelope: bool },
+    /// `w log A` (proportional fairness).
+    LogAccuracy,
+}
+
+/// The instance resolved: what solvers and `evaluate` use.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// Total bandwidth `B`, Hz.
+    pub bandwidth_hz: f64,
+    pub compute: Compute,
+    pub objective: Objective,
+    pub allow_drop: bool,
+    pub users: Vec<User>,
+}
+
+/// Golden-section maximisation of a unimodal function on [a, b] (`iters` steps).
+pub fn golden_max(mut a: f64, mut b: f64, iters: usize, f: impl Fn(f64) -> f64) -> (f64, f64) {
+    const G: f64 = 0.618_033_988_749_894_9;
+    let mut x1 = b - G * (b - a);
+    let mut x2 = a + G * (b - a);
+    let (mut f1, mut f2) = (f(x1), f(x2));
+    for _ in 0..iters {
+        if f1 < f2 {
+            a = x1;
+            x1 = x2;
+            f1 = f2;
+            x2 = a + G * (b - a);
+            f2 = f(x2);
+        } else {
+            b = x2;
+            x2 = x1;
+            f2 = f1;
+            x1 = b - G * (b - a);
+            f1 = f(x1);
+        }
+    }
+    // also compare the end points (the maximum may sit on a bound)
+    let mut best = if f1 >= f2 { (x1, f1) } else { (x2, f2) };
+    for x in [a, b] {
+        let v = f(x);
+        if v > best.1 {
+            best = (x, v);
+        }
+    }
+    best
+}
+
+impl Prepared {
+    pub fn num_users(&self) -> usize {
+        self.users.len()
+    }
+
+    /// Time left for upload + prefill after the fixed overhead, s.
+    pub fn slack_s(&self, k: usize) -> f64 {
+        self.users[k].deadline - self.compute.overhead_s
+    }
+
+    /// Upload seconds of `n` tokens on `b` Hz.
+    pub fn upload_s(&self, k: usize, n: f64, b: f64) -> f64 {
+        let u = &self.users[k];
+        if n <= 0.0 {
+            return 0.0;
+        }
+        let r = u.rate.rate(b);
+        if r <= 0.0 {
+            f64::INFINITY
+        } else {
+            n * u.bits / r
+        }
+    }
+
+    /// End-to-end latency (upload + prefill + overhead), s.
+    pub fn latency_s(&self, k: usize, n: f64, b: f64, phi: f64) -> f64 {
+        self.upload_s(k, n, b) + self.compute.time_s(n, phi) + self.compute.overhead_s
+    }
+
+    /// Accuracy of user `k` at kept tokens `n`.
+    pub fn accuracy(&self, k: usize, n: f64) -> f64 {
+        let u = &self.users[k];
+        u.curve.value(n / u.tokens)
+    }
+
+    /// The most tokens user `k` can send and prefill by its deadline on (`b`, `phi`) (may be < 0
+    /// when even the overhead misses the deadline).
+    pub fn max_tokens(&self, k: usize, b: f64, phi: f64) -> f64 {
+        let u = &self.users[k];
+        let d = self.slack_s(k);
+        if d <= 0.0 {
+            return if d == 0.0 { 0.0 } else { -1.0 };
+        }
+        let r = u.rate.rate(b);
+        if r <= 0.0 || phi <= 0.0 {
+            return 0.0;
+        }
+        let f = phi * self.compute.flops_per_s;
+        // q n² + l n − d = 0
+        let l = u.bits / r + self.compute.w1 / f;
+        let q = self.compute.w2 / f;
+        if q <= 0.0 {
+            return d / l;
+        }
+        2.0 * d / (l + (l * l + 4.0 * q * d).sqrt())
+    }
+
+    /// The cheapest `(b, φ)` (at prices λ per Hz, μ per unit share) that carries `n` tokens of user
+    /// `k` by its deadline: minimise `λ b + μ φ` over the split `t_u + t_c = D − overhead`. Linear
+    /// rate: `cost = (√(λ n s/η) + √(μ W(n)/F))² / D'` (closed form); Shannon: golden section over
+    /// `t_u` (convex: `β(ns/t)` is a convex nondecreasing function of the convex `ns/t`).
+    pub fn min_cost(&self, k: usize, n: f64, lambda: f64, mu: f64) -> Alloc {
+        let u = &self.users[k];
+        let d = self.slack_s(k);
+        let inf = Alloc {
+            cost: f64::INFINITY,
+            bandwidth: f64::INFINITY,
+            share: f64::INFINITY,
+        };
+        if n <= 0.0 {
+            return Alloc {
+                cost: 0.0,
+                bandwidth: 0.0,
+                share: 0.0,
+            };
+        }
+        if d <= 0.0 {
+            return inf;
+        }
+        let bits = n * u.bits;
+        let cw = self.compute.work(n) / self.compute.flops_per_s; // share·seconds
+        match u.rate {
+            RateModel::Linear { efficiency } => {
+                let a = bits / efficiency; // Hz·seconds
+                let (sa, sb) = ((lambda * a).sqrt(), (mu * cw).sqrt());
+                let tu = if sa + sb > 0.0 {
+                    d * sa / (sa + sb)
+                } else {
+                    0.5 * d
+                };
+                let tc = d - tu;
+                if tu <= 0.0 || tc <= 0.0 {
+                    return inf;
+                }
+                let (b, phi) = (a / tu, cw / tc);
+                Alloc {
+                    cost: lambda * b + mu * phi,
+                    bandwidth: b,
+                    share: phi,
+                }
+            }
+            RateModel::Shannon { .. } => {
+                let alloc = |tu: f64| {
+                    let b = u.rate.min_bandwidth(bits / tu);
+                    let phi = cw / (d - tu);
+                    (b, phi)
+                };
+                let (tu, _) = golden_max(0.0, d, 60, |tu| {
+                    if tu <= 0.0 || tu >= d {
+                        return f64::NEG_INFINITY;
+                    }
+                    let (b, phi) = alloc(tu);
+                    -(lambda * b + mu * phi)
+                });
+                if tu <= 0.0 || tu >= d {
+                    return inf;
+                }
+                let (b, phi) = alloc(tu);
+                if !b.is_finite() {
+                    return inf;
+                }
+                Alloc {
+                    cost: lambda * b + mu * phi,
+                    bandwidth: b,
+                    share: phi,
+                }
+            }
+        }
+    }
+
+    /// A user's best response to prices (λ, μ): `max_n w·u(A(n/N)) − C(n; λ, μ)` over
+    /// `n ∈ [ρ_min N, N]` (concave in n: u∘A concave, C convex — see the module doc), golden section
+    /// on n; dropping (value 0) when allowed and better.
+    pub fn best_response(&self, k: usize, lambda: f64, mu: f64, ut: Utility) -> Choice {
+        let u = &self.users[k];
+        let env;
+        let curve = if ut == (Utility::Weighted { envelope: true }) {
+            env = u.curve.envelope();
+            &env
+        } else {
+            &u.curve
+        };
+        let value = |n: f64| -> f64 {
+            let rho = n / u.tokens;
+            let a = curve.value(rho);
+            let uu = match ut {
+                Utility::LogAccuracy => u.weight * a.max(1e-300).ln(),
+                _ => u.weight * a,
+            };
+            uu - self.min_cost(k, n, lambda, mu).cost
+        };
+        let lo = u.rho_min * u.tokens;
+        let (n, v) = if u.tokens - lo <= 1e-12 * u.tokens {
+            (u.tokens, value(u.tokens))
+        } else {
+            golden_max(lo, u.tokens, 52, value)
+        };
+        if !v.is_finite() || (self.allow_drop && ut != Utility::LogAccuracy && v < 0.0) {
+            return Choice {
+                value: if self.allow_drop { 0.0 } else { v },
+                served: false,
+                tokens: 0.0,
+                bandwidth: 0.0,
+                share: 0.0,
+            };
+        }
+        let a = self.min_cost(k, n, lambda, mu);
+        Choice {
+            value: v,
+            served: true,
+            tokens: n,
+            bandwidth: a.bandwidth,
+            share: a.share,
+        }
+    }
+
+    /// For fixed kept tokens `ns` (0 = dropped), the allocation with the least total bandwidth that
+    /// uses at most the whole compute (bisection on the compute price κ: each user minimises
+    /// `b + κ φ`); `None` when it needs more than `B` (or a user cannot meet its deadline).
+    pub fn allocate(&self, ns: &[f64]) -> Option<Vec<(f64, f64)>> {
+        let at = |kappa: f64| -> (f64, f64, Vec<(f64, f64)>) {
+            let mut sb = 0.0;
+            let mut sf = 0.0;
+            let mut v = Vec::with_capacity(ns.len());
+            for (k, &n) in ns.iter().enumerate() {
+                let a = self.min_cost(k, n, 1.0, kappa);
+                sb += a.bandwidth;
+                sf += a.share;
+                v.push((a.bandwidth, a.share));
+            }
+            (sb, sf, v)
+        };
+        let (mut lo, mut hi) = (1e-6, 1e6);
+        // Σφ decreases in κ: find hi with Σφ <= 1
+        let mut tries = 0;
+        while at(hi).1 > 1.0 {
+            hi *= 1e3;
+            tries += 1;
+            if tries > 40 {
+                return None;
+            }
+        }
+        while at(lo).1 <= 1.0 && lo > 1e-300 {
+            lo *= 1e-3;
+        }
+        for _ in 0..200 {
+            let m = (lo * hi).sqrt();
+            if at(m).1 <= 1.0 {
+                hi = m;
+            } else {
+                lo = m;
+            }
+            if hi / lo - 1.0 < 1e-13 {
+                break;
+            }
+        }
+        let (sb, sf, v) = at(hi);
+        if sb <= self.bandwidth_hz && sf <= 1.0 + 1e-12 && sb.is_finite() {
+            Some(v)
+        } else {
+            None
+        }
+    }
+
+    /// Resource-feasible kept tokens for the objective and whether every user is served.
+    pub fn objective_value(&self, acc: &[Option<f64>]) -> f64 {
+        match self.objective {
+            Objective::WeightedSum => acc
+                .iter()
+                .zip(&self.users)
+                .map(|(a, u)| u.weight * a.unwrap_or(0.0))
+                .sum(),
+            Objective::MaxMin => acc
+                .iter()
+                .map(|a| a.unwrap_or(0.0))
+                .fold(f64::INFINITY, f64::min),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(rate: RateModel) -> User {
+        User {
+            name: "u".into(),
+            tokens: 600.0,
+            bits: 800.0,
+            deadline: 1.0,
+            weight: 1.0,
+            rho_min: 0.1,
+            rate,
+            curve: Curve::Saturating {
+                floor: 0.3,
+                max: 0.9,
+                rate: 5.0,
+            },
+        }
+    }
+
+    fn prepared(rate: RateModel) -> Prepared {
+        Prepared {
+            bandwidth_hz: 1e6,
+            compute: Compute {
+                w1: 1.35e10,
+                w2: 5.2e5,
+                flops_per_s: 5e13,
+                overhead_s: 0.01,
+                source: "test".into(),
+            },
+            objective: Objective::WeightedSum,
+            allow_drop: false,
+            users: vec![user(rate)],
+        }
+    }
+
+    const SHANNON: RateModel = RateModel::Shannon {
+        power_w: 0.2,
+        gain: 1e-11,
+        n0: 4e-21,
+    };
+
+    #[test]
+    fn min_bandwidth_inverts_the_rate() {
+        for rm in [RateModel::Linear { efficiency: 3.0 }, SHANNON] {
+            for r in [1e3, 1e5, 1e6, 1e7] {
+                let b = rm.min_bandwidth(r);
+                if b.is_finite() {
+                    assert!((rm.rate(b) - r).abs() <= 1e-9 * r, "{rm:?} {r}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn max_tokens_meets_the_deadline_exactly() {
+        for rm in [RateModel::Linear { efficiency: 3.0 }, SHANNON] {
+            let p = prepared(rm);
+            let n = p.max_tokens(0, 2e5, 0.3);
+            let t = p.latency_s(0, n, 2e5, 0.3);
+            assert!((t - 1.0).abs() < 1e-9, "{t}");
+        }
+    }
+
+    #[test]
+    fn min_cost_is_convex_in_tokens_and_feasible() {
+        // the convexity claim of the module doc (item 3), checked by second differences
+        for rm in [RateModel::Linear { efficiency: 3.0 }, SHANNON] {
+            let p = prepared(rm);
+            let c = |n: f64| p.min_cost(0, n, 2e-6, 1.5).cost;
+            for i in 1..59 {
+                let n = 10.0 * i as f64;
+                let d2 = c(n + 10.0) - 2.0 * c(n) + c(n - 10.0);
+                assert!(d2 >= -1e-9 * c(n), "{rm:?} n={n}: {d2}");
+                let a = p.min_cost(0, n, 2e-6, 1.5);
+                let t = p.latency_s(0, n, a.bandwidth, a.share);
+                assert!(t <= 1.0 + 1e-9, "{t}");
+            }
+        }
+    }
+
+    #[test]
+    fn envelope_majorises_and_is_concave() {
+        let c = Curve::Points {
+            xs: vec![0.0, 0.5, 0.8, 1.0],
+            ys: vec![0.1, 0.2, 0.8, 0.85],
+        };
+        assert!(!c.is_concave());
+        let e = c.envelope();
+        assert!(e.is_concave());
+        for i in 0..=100 {
+            let r = i as f64 / 100.0;
+            assert!(e.value(r) >= c.value(r) - 1e-12);
+        }
+        // hull of (0,.1), (.8,.8), (1,.85): the point (.5,.2) is dropped
+        assert_eq!(
+            e,
+            Curve::Points {
+                xs: vec![0.0, 0.8, 1.0],
+                ys: vec![0.1, 0.8, 0.85]
+            }
+        );
+        let t = c.inverse(0.5, 0.0).unwrap();
+        assert!((c.value(t) - 0.5).abs() < 1e-12 && t > 0.5);
+    }
+}
