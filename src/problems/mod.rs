@@ -13,6 +13,7 @@
 //! Each family lives in its own folder (`problems/<family>/`) with its formal model in the module
 //! doc, `evaluate`, and one file per solver.
 
+pub mod moe_placement;
 pub mod pipeline;
 
 use crate::catalog::Catalog;
@@ -292,10 +293,11 @@ impl<F: Family> DynFamily for Adapter<F> {
 }
 
 static PIPELINE: Adapter<pipeline::Pipeline> = Adapter(std::marker::PhantomData);
+static MOE_PLACEMENT: Adapter<moe_placement::MoePlacement> = Adapter(std::marker::PhantomData);
 
 /// Every registered family.
 pub fn families() -> Vec<&'static dyn DynFamily> {
-    vec![&PIPELINE]
+    vec![&PIPELINE, &MOE_PLACEMENT]
 }
 
 /// A family by name.
