@@ -216,6 +216,14 @@ impl Prepared {
         }
     }
 
+    /// A trivial lower bound on layer `l`'s objective: the load term at perfect balance
+    /// (`max_s u_s >= Σ_e d_e f / Σ_s F_s`); network and migration terms are at least 0.
+    pub fn layer_lower_bound(&self, l: usize) -> f64 {
+        let work: f64 = self.expert_demand[l].iter().sum::<f64>() * self.flops_per_act;
+        let flops: f64 = self.servers.iter().map(|s| s.flops).sum();
+        self.load_weight() * work / flops
+    }
+
     /// Whether every home reaches every server (the heuristics' assumption).
     pub fn fully_connected(&self) -> bool {
         self.homes

@@ -13,43 +13,54 @@ use crate::error::{Error, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// A generated table instance.
-pub fn table_instance(
+/// Expert sizes of a generated instance.
+struct Sizes {
     layers: usize,
     experts: usize,
-    servers: usize,
+    top_k: usize,
+    expert_bytes: f64,
+    flops: f64,
+    hidden: f64,
+}
+
+/// The instance around a model: servers of compute `flops[s]` (device names optional), memory for
+/// `⌈E/S⌉ + {0,1,2}` experts per layer, groups, links, loads, step window.
+fn build(
+    model: MoeModelSpec,
+    z: &Sizes,
+    flops: &[f64],
+    devices: &[Option<String>],
+    rng: &mut ChaCha8Rng,
     seed: u64,
 ) -> MoePlacementInstance {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let layers = layers.max(1);
-    let experts = experts.max(2);
-    let servers = servers.max(1);
-    let top_k = 2.min(experts);
-    let (eb, fl, hid) = (44e6, 88e6, 8192.0);
-    let classes = [2.0e14, 1.1e14, 0.7e14, 0.6e14];
-    let base = experts.div_ceil(servers);
-    let mut specs = vec![];
-    let mut total_flops = 0.0;
-    for s in 0..servers {
-        let f = classes[rng.random_range(0..classes.len())];
-        total_flops += f;
-        let slots = (base + rng.random_range(0..=2)).min(experts);
-        specs.push(ServerSpec {
-            name: format!("s{s}"),
-            device: None,
-            runtime: None,
-            memory_bytes: Some(slots as f64 * layers as f64 * eb),
-            compute_flops: Some(f),
-        });
-    }
+    let servers = flops.len();
+    let base = z.experts.div_ceil(servers);
+    let specs: Vec<ServerSpec> = (0..servers)
+        .map(|s| {
+            let slots = (base + rng.random_range(0..=2)).min(z.experts);
+            ServerSpec {
+                name: format!("s{s}"),
+                device: devices[s].clone(),
+                runtime: None,
+                memory_bytes: Some(slots as f64 * z.layers as f64 * z.expert_bytes),
+                compute_flops: if devices[s].is_some() {
+                    None
+                } else {
+                    Some(flops[s])
+                },
+            }
+        })
+        .collect();
+    let total_flops: f64 = flops.iter().sum();
     let h = servers.min(4);
-    let mut groups = vec![];
     let raw: Vec<f64> = (0..h).map(|_| rng.random_range(0.5..2.0)).collect();
-    let cap = 1.0 / layers as f64;
-    let lambda = 0.35 * cap * total_flops / (top_k as f64 * fl);
+    let cap = 1.0 / z.layers as f64;
+    let lambda = 0.35 * cap * total_flops / (z.top_k as f64 * z.flops);
     let sum: f64 = raw.iter().sum();
-    for (g, r) in raw.iter().enumerate() {
-        groups.push(GroupSpec {
+    let groups = raw
+        .iter()
+        .enumerate()
+        .map(|(g, r)| GroupSpec {
             name: format!("g{g}"),
             home: format!("s{}", g * servers / h),
             tokens_per_s: lambda * r / sum,
@@ -57,19 +68,16 @@ pub fn table_instance(
                 bandwidth_bps: 1e8,
                 latency_s: 0.005,
             }),
-        });
-    }
+        })
+        .collect();
     let mut links = vec![];
     let mut cbar = 0.0;
     for g in 0..h {
-        for s in 0..servers {
-            let home = g * servers / h;
-            if s == home {
-                continue;
-            }
+        let home = g * servers / h;
+        for s in (0..servers).filter(|&s| s != home) {
             let bw = 10f64.powf(rng.random_range(9.0..(2.5e10f64).log10()));
             let lat = rng.random_range(0.0002..0.002);
-            cbar += 2.0 * (lat + hid * 8.0 / bw);
+            cbar += 2.0 * (lat + z.hidden * 8.0 / bw);
             links.push(LinkSpec {
                 from: format!("s{home}"),
                 to: format!("s{s}"),
@@ -79,18 +87,10 @@ pub fn table_instance(
             });
         }
     }
-    let n_links = links.len().max(1) as f64;
-    cbar /= n_links;
+    cbar /= links.len().max(1) as f64;
     let util_mean = 0.35 * cap;
     MoePlacementInstance {
-        model: MoeModelSpec::Table(MoeTable {
-            layers,
-            experts,
-            top_k,
-            expert_bytes: eb,
-            expert_flops_per_token: fl,
-            hidden_bytes_per_token: hid,
-        }),
+        model,
         servers: specs,
         groups,
         loads: LoadSpec::Zipf(ZipfSpec {
@@ -106,11 +106,85 @@ pub fn table_instance(
         replication_budget: (servers / 2).max(1),
         max_utilization: 1.0,
         objective: Objective::Latency,
-        step_window_s: (top_k as f64 * cbar / util_mean).max(1e-3),
+        step_window_s: (z.top_k as f64 * cbar / util_mean).max(1e-3),
         current_placement: None,
         migration_cost_per_byte: 0.0,
         load_slack: 0.05,
     }
+}
+
+/// A generated table instance (explicit expert sizes, servers from four compute classes).
+pub fn table_instance(
+    layers: usize,
+    experts: usize,
+    servers: usize,
+    seed: u64,
+) -> MoePlacementInstance {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let z = Sizes {
+        layers: layers.max(1),
+        experts: experts.max(2),
+        top_k: 2.min(experts.max(2)),
+        expert_bytes: 44e6,
+        flops: 88e6,
+        hidden: 8192.0,
+    };
+    let classes = [2.0e14, 1.1e14, 0.7e14, 0.6e14];
+    let n = servers.max(1);
+    let flops: Vec<f64> = (0..n)
+        .map(|_| classes[rng.random_range(0..classes.len())])
+        .collect();
+    let model = MoeModelSpec::Table(MoeTable {
+        layers: z.layers,
+        experts: z.experts,
+        top_k: z.top_k,
+        expert_bytes: z.expert_bytes,
+        expert_flops_per_token: z.flops,
+        hidden_bytes_per_token: z.hidden,
+    });
+    build(model, &z, &flops, &vec![None; n], &mut rng, seed)
+}
+
+/// A generated instance of a catalog MoE card (fp16) on `servers` servers whose devices cycle
+/// through `devices` (catalog names); expert memory per server as in [`build`].
+pub fn catalog_instance(
+    model: &str,
+    devices: &[&str],
+    servers: usize,
+    seed: u64,
+) -> Result<MoePlacementInstance> {
+    let cat = crate::catalog::Catalog::builtin();
+    let card = cat.llm(model)?;
+    let mc =
+        crate::cost::moe::moe_expert_cost(&card, crate::cost::DType::Fp16).ok_or_else(|| {
+            Error::invalid(
+                "$.model.catalog.name",
+                format!("'{model}' is not a MoE model"),
+            )
+        })?;
+    let z = Sizes {
+        layers: mc.moe_blocks.len(),
+        experts: mc.n_experts as usize,
+        top_k: mc.top_k as usize,
+        expert_bytes: mc.expert_bytes,
+        flops: mc.expert_flops_per_token,
+        hidden: mc.hidden_bytes_per_token,
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut flops = vec![];
+    let mut devs = vec![];
+    for s in 0..servers.max(1) {
+        let d = devices[s % devices.len().max(1)];
+        let hw = crate::cost::roofline::Hardware::from_catalog(cat, d, None)?;
+        flops.push(hw.effective_flops(crate::cost::DType::Fp16));
+        devs.push(Some(d.to_string()));
+    }
+    let spec = MoeModelSpec::Catalog(CatalogMoe {
+        name: model.to_string(),
+        dtype: None,
+        layers: None,
+    });
+    Ok(build(spec, &z, &flops, &devs, &mut rng, seed))
 }
 
 /// An instance of a named size.

@@ -27,7 +27,17 @@ pub fn combine(
         o.nodes = nodes;
         return o;
     }
-    let bound: Option<f64> = res.iter().map(|r| r.bound).sum();
+    // a layer stopped before its root LP has no dual bound: use the trivial one there
+    let bound: f64 = res
+        .iter()
+        .enumerate()
+        .map(|(l, r)| {
+            r.bound
+                .unwrap_or(f64::NEG_INFINITY)
+                .max(p.layer_lower_bound(l))
+        })
+        .sum();
+    let bound = Some(bound);
     let mut plans = vec![];
     for (l, r) in res.into_iter().enumerate() {
         match (r.plan, fallback) {
@@ -97,11 +107,21 @@ impl Solver<MoePlacement> for MilpSolver {
         let warm = (ctx.options.warm_start && p.fully_connected())
             .then(|| greedy::plans(p, deadline, stop.clone()).0);
         let opts = ctx.options.clone();
+        // under a time limit each layer gets a fair share (threads / layers of the time left), so
+        // that every layer reaches at least its root bound
+        let share = deadline.map(|d| {
+            let left = d.saturating_duration_since(std::time::Instant::now());
+            left.mul_f64((rayon::current_num_threads() as f64 / p.layers as f64).min(1.0))
+        });
         let res: Vec<Result<LayerSolve>> = (0..p.layers)
             .into_par_iter()
             .map(|l| {
                 let w = warm.as_ref().map(|w| &w[l]);
-                model::solve_layer(p, l, Mode::Integer, &opts, deadline, stop.clone(), w)
+                let dl = match (deadline, share) {
+                    (Some(d), Some(s)) => Some(d.min(std::time::Instant::now() + s)),
+                    _ => None,
+                };
+                model::solve_layer(p, l, Mode::Integer, &opts, dl, stop.clone(), w)
             })
             .collect();
         let res: Vec<LayerSolve> = res.into_iter().collect::<Result<_>>()?;

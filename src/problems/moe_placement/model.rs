@@ -29,6 +29,25 @@ pub struct LayerModel {
     z: Var,
     scale: f64,
     fixed: Option<Vec<Vec<bool>>>,
+    /// One routing unit for all homes (max-load objective: routing has no network cost).
+    aggregated: bool,
+}
+
+/// The routing units of layer `l`: per home, or one unit with the total demand when the network
+/// does not enter the objective and every home reaches every server.
+fn units(p: &Prepared, l: usize) -> (Vec<(usize, Vec<f64>)>, bool) {
+    if p.comm_weight() == 0.0 && p.fully_connected() {
+        (vec![(p.homes[0], p.expert_demand[l].clone())], true)
+    } else {
+        (
+            p.homes
+                .iter()
+                .enumerate()
+                .map(|(h, &hs)| (hs, p.home_demand[l][h].clone()))
+                .collect(),
+            false,
+        )
+    }
 }
 
 /// Builds the model of layer `l`.
@@ -66,11 +85,13 @@ pub fn build(p: &Prepared, l: usize, mode: Mode<'_>) -> LayerModel {
     let cap = p.layer_cap / scale;
     let z = m.var(0.0, cap, p.load_weight() * scale, "z");
     let cw = p.comm_weight();
-    let mut r = vec![vec![vec![None; ns]; ne]; p.homes.len()];
+    let (units, aggregated) = units(p, l);
+    let mut r = vec![vec![vec![None; ns]; ne]; units.len()];
     let mut load_rows: Vec<Vec<(Var, f64)>> = vec![vec![(z, -1.0)]; ns];
-    for (h, &hs) in p.homes.iter().enumerate() {
+    for (h, (hs, dem)) in units.iter().enumerate() {
+        let hs = *hs;
         for e in 0..ne {
-            let d = p.home_demand[l][h][e];
+            let d = dem[e];
             if d <= 0.0 {
                 continue;
             }
@@ -122,6 +143,7 @@ pub fn build(p: &Prepared, l: usize, mode: Mode<'_>) -> LayerModel {
         z,
         scale,
         fixed,
+        aggregated,
     }
 }
 
@@ -139,8 +161,10 @@ impl LayerModel {
                 })
                 .collect(),
         };
+        let unit = |h: usize| if self.aggregated { 0 } else { h };
         let route: Vec<Route> = (0..p.homes.len())
             .map(|h| {
+                let h = unit(h);
                 (0..p.experts)
                     .map(|e| {
                         let mut v: Vec<(usize, f64)> = (0..ns)
@@ -185,6 +209,9 @@ impl LayerModel {
             }
         }
         for (h, route) in plan.route.iter().enumerate() {
+            if self.aggregated && h > 0 {
+                break;
+            }
             for (e, pairs) in route.iter().enumerate() {
                 for &(s, f) in pairs {
                     if let Some(v) = self.r[h][e][s] {
