@@ -84,10 +84,8 @@ fn layer(
         (MilpStatus::Optimal, Some(pl)) => Some(pl),
         _ => None,
     };
-    let needs_repair = plan
-        .as_ref()
-        .is_none_or(|pl| !greedy::layer_feasible(p, l, pl));
-    if needs_repair && p.fully_connected() {
+    // repair and improvement: the local search from the rounded holdings (kept when better)
+    if p.fully_connected() {
         let (rep, _) = greedy::improve(p, l, hold, deadline);
         plan = Some(match plan {
             Some(pl) => greedy::pick(p, l, pl, rep),

@@ -50,6 +50,42 @@ fn units(p: &Prepared, l: usize) -> (Vec<(usize, Vec<f64>)>, bool) {
     }
 }
 
+/// Servers as `(class, server)` sorted by class: servers of one class are interchangeable (same
+/// compute, slots, links from every home when the network is in the objective, no migration costs,
+/// not a home when the network counts), so any solution can be permuted to order their loads.
+pub fn interchangeable(p: &Prepared) -> Vec<(usize, usize)> {
+    let ns = p.num_servers();
+    let net = p.comm_weight() > 0.0;
+    let same = |a: usize, b: usize| {
+        p.servers[a].flops == p.servers[b].flops
+            && p.servers[a].slots == p.servers[b].slots
+            && p.homes.iter().all(|&h| {
+                let (ca, cb) = (p.comm[h][a], p.comm[h][b]);
+                ca.is_finite() == cb.is_finite() && (!net || (ca == cb && h != a && h != b))
+            })
+    };
+    let free = p.current.is_none() || p.mig_per_byte == 0.0;
+    let mut class = vec![usize::MAX; ns];
+    let mut next = 0;
+    for s in 0..ns {
+        if class[s] != usize::MAX {
+            continue;
+        }
+        class[s] = next;
+        if free {
+            for t in s + 1..ns {
+                if class[t] == usize::MAX && same(s, t) {
+                    class[t] = next;
+                }
+            }
+        }
+        next += 1;
+    }
+    let mut v: Vec<(usize, usize)> = (0..ns).map(|s| (class[s], s)).collect();
+    v.sort();
+    v
+}
+
 /// Builds the model of layer `l`.
 pub fn build(p: &Prepared, l: usize, mode: Mode<'_>) -> LayerModel {
     let ns = p.num_servers();
@@ -119,6 +155,18 @@ pub fn build(p: &Prepared, l: usize, mode: Mode<'_>) -> LayerModel {
     for row in &load_rows {
         if row.len() > 1 {
             m.le(row, 0.0);
+        }
+    }
+    // symmetry breaking: among interchangeable servers, loads in non-increasing index order
+    if !matches!(mode, Mode::Fixed(_)) {
+        let classes = interchangeable(p);
+        for w in classes.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            if a.0 == b.0 {
+                let mut row: Vec<(Var, f64)> = load_rows[a.1][1..].to_vec();
+                row.extend(load_rows[b.1][1..].iter().map(|&(v, c)| (v, -c)));
+                m.ge(&row, 0.0);
+            }
         }
     }
     if !matches!(mode, Mode::Fixed(_)) {
