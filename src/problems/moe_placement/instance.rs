@@ -179,27 +179,8 @@ pub enum Objective {
     MaxLoad,
 }
 
-/// Link parameters.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LinkParams {
-    pub bandwidth_bps: f64,
-    #[serde(default)]
-    pub latency_s: f64,
-}
-
-/// A directed link between servers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LinkSpec {
-    pub from: String,
-    pub to: String,
-    pub bandwidth_bps: f64,
-    #[serde(default)]
-    pub latency_s: f64,
-    #[serde(default)]
-    pub bidirectional: bool,
-}
+/// Link parameters and server-to-server links: the same types as the `pipeline` family's.
+pub use crate::problems::pipeline::{LinkParams, LinkSpec};
 
 /// The Zipf loads `[group][layer][expert]` of [`ZipfSpec`].
 pub fn zipf_loads(
