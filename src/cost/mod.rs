@@ -76,6 +76,7 @@
 pub mod energy;
 pub mod measured;
 pub mod memory;
+pub mod moe;
 pub mod profile;
 pub mod radio;
 pub mod roofline;

@@ -13,6 +13,7 @@
 //! Each family lives in its own folder (`problems/<family>/`) with its formal model in the module
 //! doc, `evaluate`, and one file per solver.
 
+pub mod moe_placement;
 pub mod pipeline;
 pub mod split_finetune;
 pub mod token_radio;
@@ -304,10 +305,11 @@ impl<F: Family> DynFamily for Adapter<F> {
 static PIPELINE: Adapter<pipeline::Pipeline> = Adapter(std::marker::PhantomData);
 static SPLIT_FINETUNE: Adapter<split_finetune::SplitFinetune> = Adapter(std::marker::PhantomData);
 static TOKEN_RADIO: Adapter<token_radio::TokenRadio> = Adapter(std::marker::PhantomData);
+static MOE_PLACEMENT: Adapter<moe_placement::MoePlacement> = Adapter(std::marker::PhantomData);
 
 /// Every registered family.
 pub fn families() -> Vec<&'static dyn DynFamily> {
-    vec![&PIPELINE, &SPLIT_FINETUNE, &TOKEN_RADIO]
+    vec![&PIPELINE, &SPLIT_FINETUNE, &TOKEN_RADIO, &MOE_PLACEMENT]
 }
 
 /// A family by name.
