@@ -13,6 +13,7 @@
 //! Each family lives in its own folder (`problems/<family>/`) with its formal model in the module
 //! doc, `evaluate`, and one file per solver.
 
+pub mod kv_split;
 pub mod pipeline;
 
 use crate::catalog::Catalog;
@@ -292,10 +293,11 @@ impl<F: Family> DynFamily for Adapter<F> {
 }
 
 static PIPELINE: Adapter<pipeline::Pipeline> = Adapter(std::marker::PhantomData);
+static KV_SPLIT: Adapter<kv_split::KvSplit> = Adapter(std::marker::PhantomData);
 
 /// Every registered family.
 pub fn families() -> Vec<&'static dyn DynFamily> {
-    vec![&PIPELINE]
+    vec![&PIPELINE, &KV_SPLIT]
 }
 
 /// A family by name.
