@@ -2,15 +2,17 @@
 //!
 //! - `tiny`: 2–3 users, GPT-2 small cut to 1–3 blocks (3–5 layers), 1–2 servers, 2–3 KV options,
 //!   memories of tens to hundreds of MB so that weights and KV compete (brute-force tests);
-//! - `small` (8 users, Llama-3.2-1B, 2 servers), `medium` (50 users, Llama-3.1-8B, 3 servers),
-//!   `large` (200 users, LLaMA-2-13B = 40 blocks + embedding + head, 4 servers; the bench size);
-//! - a number `N` (N users, LLaMA-2-13B, 4 servers).
+//! - `small` (8 users, Llama-3.2-1B fp16, 2 servers), `medium` (50 users, Llama-3.1-8B int4, 3
+//!   servers), `large` (200 users, LLaMA-2-13B int4 = 40 blocks + embedding + head, 4 servers; the
+//!   bench size);
+//! - a number `N` (N users, LLaMA-2-13B int4, 4 servers).
 //!
 //! Users: phones (Snapdragon 8 Gen 3, A17 Pro, A18) and Jetson Orin Nano boards with 40–80 % of their
 //! memory usable, prompts 256–8192 tokens and 64–1024 generated (log-uniform), uplink 20–200 Mbit/s,
 //! downlink 50–500 Mbit/s, 5–20 ms one-way latency, weight 1–3, half of them with a fixed server,
 //! targets 0.6–1.5 s per token for a third of them. Servers: L4, A10, RTX 4090, Jetson AGX Orin,
-//! usable memory 50–90 %. Suffix `-max` (max latency) or `-admit` (admission, targets for all).
+//! usable memory 50–90 %. Suffixes: `-max` (max latency), `-admit` (admission, targets for all),
+//! `-fixed` (every association given), e.g. `large-fixed-max`.
 
 use super::instance::*;
 use crate::error::{Error, Result};
@@ -35,11 +37,18 @@ fn log_uniform(r: &mut ChaCha8Rng, lo: f64, hi: f64) -> f64 {
 }
 
 pub fn generate(size: &str, seed: u64) -> Result<KvSplitInstance> {
-    let (base, objective) = match size.rsplit_once('-') {
-        Some((b, "max")) => (b, Objective::MaxLatency),
-        Some((b, "admit")) => (b, Objective::Admitted),
-        _ => (size, Objective::MeanLatency),
-    };
+    let mut base = size;
+    let mut objective = Objective::MeanLatency;
+    let mut all_fixed = false;
+    while let Some((b, suffix)) = base.rsplit_once('-') {
+        match suffix {
+            "max" => objective = Objective::MaxLatency,
+            "admit" => objective = Objective::Admitted,
+            "fixed" => all_fixed = true,
+            _ => break,
+        }
+        base = b;
+    }
     let mut r = ChaCha8Rng::seed_from_u64(seed);
     if base == "tiny" {
         return Ok(tiny(&mut r, objective));
@@ -72,7 +81,7 @@ pub fn generate(size: &str, seed: u64) -> Result<KvSplitInstance> {
     let users = (0..users)
         .map(|i| {
             let (d, m) = PHONES[r.random_range(0..PHONES.len())];
-            let fixed = r.random_bool(0.5);
+            let fixed = r.random_bool(0.5) || all_fixed;
             let target = objective == Objective::Admitted || r.random_bool(1.0 / 3.0);
             UserSpec {
                 name: Some(format!("u{i}")),
@@ -94,7 +103,7 @@ pub fn generate(size: &str, seed: u64) -> Result<KvSplitInstance> {
     Ok(KvSplitInstance {
         model: ModelRef {
             name: model.into(),
-            dtype: None,
+            dtype: (model != "llama-3.2-1b").then(|| "int4".into()),
             blocks: None,
         },
         users,

@@ -10,7 +10,7 @@
 //! - `T_u = Σ_j lat_j x_uj + p_u`; targets `T_u ≤ τ_u` (admission: `≤ τ_u + Big·x_u,reject`);
 //! - objective: `Σ w_u T_u / Σ w`, or `t ≥ T_u` min `t`, or max `Σ w_u (1 − x_u,reject)`.
 
-use super::cost::Prepared;
+use super::cost::{Cand, Prepared};
 use super::heuristics::{local_search, user_lists};
 use super::instance::Objective;
 use super::{no_candidates, KvSplit, KvSplitSolution};
@@ -42,14 +42,39 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
     let l = p.num_layers();
     let ns = p.servers.len();
     let nu = p.users.len();
-    let lists = user_lists(p);
+    let full_lists = user_lists(p);
     // warm start
     let warm = if ctx.options.warm_start {
-        let (st, _) = local_search(p, &lists, ctx);
-        st.feasible().then(|| st.pick.clone())
+        let (st, _) = local_search(p, &full_lists, ctx);
+        st.feasible().then(|| (st.pick.clone(), st.value().0))
     } else {
         None
     };
+    // Incumbent-based caps on every server's step (valid for every plan at least as good as the
+    // incumbent), which tighten the big-M and prune candidates that cannot appear in such a plan.
+    let caps = warm
+        .as_ref()
+        .map(|(_, ub)| step_caps(p, &full_lists, *ub))
+        .unwrap_or_else(|| vec![f64::INFINITY; ns]);
+    let mut lists: Vec<Vec<Cand>> = vec![];
+    let mut warm_pick = vec![];
+    for (u, list) in full_lists.iter().enumerate() {
+        let keep_j = warm.as_ref().map(|(w, _)| w[u]);
+        let mut kept = vec![];
+        for (j, c) in list.iter().enumerate() {
+            let ok = !(c.0.admitted && c.0.split < l)
+                || p.servers[c.0.server].fixed[c.0.split] + c.1.work <= caps[c.0.server]
+                || Some(j) == keep_j;
+            if ok {
+                if Some(j) == keep_j {
+                    warm_pick.push(kept.len());
+                }
+                kept.push(*c);
+            }
+        }
+        lists.push(kept);
+    }
+    let warm = warm.map(|(_, ub)| (warm_pick, ub));
     let sense = if p.objective == Objective::Admitted {
         Sense::Maximize
     } else {
@@ -130,8 +155,12 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
             }
             big[s] += amax;
         }
+        big[s] = big[s].min(caps[s]);
         m.eq(&srow, 0.0);
         m.le(&mrow, sv.memory_bytes);
+        if caps[s].is_finite() {
+            m.le(&[(step[s], 1.0)], caps[s]);
+        }
     }
     let t_max = if p.objective == Objective::MaxLatency {
         Some(m.var(0.0, f64::INFINITY, 1.0, "t"))
@@ -200,7 +229,7 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
         }
     }
     // warm start vector
-    let warm_x = warm.as_ref().map(|pick| {
+    let warm_x = warm.as_ref().map(|(pick, _)| {
         let mut v = vec![0.0; m.num_cols()];
         for u in 0..nu {
             v[x[u][pick[u]].0] = 1.0;
@@ -249,6 +278,21 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
             o.bound = r.bound;
             o
         }
+        (None, MilpStatus::Infeasible) if warm.is_some() => {
+            // the caps admit every plan within a relative 1e-7 of the incumbent: none exists, so the
+            // incumbent is optimal (up to that tolerance)
+            let (pick, ub) = warm.as_ref().unwrap();
+            let plan: Vec<_> = (0..nu).map(|u| lists[u][pick[u]].0).collect();
+            let mut o = Outcome::with(
+                Termination::Optimal,
+                KvSplitSolution::from_plan(p, &plan),
+                *ub,
+            );
+            o.bound = Some(*ub);
+            o.notes
+                .push("no plan better than the warm start within the step caps".into());
+            o
+        }
         (None, MilpStatus::Infeasible) => Outcome::none(Termination::Infeasible),
         (None, st) => {
             let mut o = Outcome::none(st.termination());
@@ -275,5 +319,58 @@ pub fn options_with_gap(gap: f64, time_limit_s: f64) -> SolveOptions {
         mip_rel_gap: Some(gap),
         time_limit_s: Some(time_limit_s),
         ..SolveOptions::default()
+    }
+}
+
+/// Upper bounds on each server's step valid for every plan no worse than the incumbent value `ub`
+/// (minimisation objectives; infinite otherwise). Mean: the users whose every candidate uses `s`
+/// ("forced", weight `W_F`) each see `Step_s`, every other user at least its own lower bound, so
+/// `Step_s ≤ (ub·W − Σ_{u∉F} w_u min lb_u − Σ_{u∈F} w_u min lat_u) / W_F`. Max: `Step_s ≤ ub` for a used
+/// server (an unused one has step 0). A relative slack of 1e-7 keeps the incumbent inside.
+pub fn step_caps(p: &Prepared, lists: &[Vec<Cand>], ub: f64) -> Vec<f64> {
+    let l = p.num_layers();
+    let ns = p.servers.len();
+    let ub = ub * (1.0 + 1e-7) + 1e-12;
+    match p.objective {
+        Objective::Admitted => vec![f64::INFINITY; ns],
+        Objective::MaxLatency => vec![ub; ns],
+        Objective::MeanLatency => {
+            let wsum: f64 = p.users.iter().map(|u| u.weight).sum();
+            let lb = |c: &Cand| {
+                c.1.lat
+                    + if c.0.split < l {
+                        p.servers[c.0.server].fixed[c.0.split] + c.1.work
+                    } else {
+                        0.0
+                    }
+            };
+            let min_lb: Vec<f64> = lists
+                .iter()
+                .map(|li| li.iter().map(lb).fold(f64::INFINITY, f64::min))
+                .collect();
+            let min_lat: Vec<f64> = lists
+                .iter()
+                .map(|li| li.iter().map(|c| c.1.lat).fold(f64::INFINITY, f64::min))
+                .collect();
+            (0..ns)
+                .map(|s| {
+                    let forced: Vec<bool> = lists
+                        .iter()
+                        .map(|li| li.iter().all(|c| c.0.split < l && c.0.server == s))
+                        .collect();
+                    let wf: f64 = (0..p.users.len())
+                        .filter(|&u| forced[u])
+                        .map(|u| p.users[u].weight)
+                        .sum();
+                    if wf <= 0.0 {
+                        return f64::INFINITY;
+                    }
+                    let rest: f64 = (0..p.users.len())
+                        .map(|u| p.users[u].weight * if forced[u] { min_lat[u] } else { min_lb[u] })
+                        .sum();
+                    ((ub * wsum - rest) / wf * (1.0 + 1e-7)).max(0.0)
+                })
+                .collect()
+        }
     }
 }
