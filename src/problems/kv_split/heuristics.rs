@@ -11,7 +11,8 @@ use crate::solve::{Context, Outcome, Solver, SolverKind};
 /// Penalty per unit of relative violation in the search score.
 const PENALTY: f64 = 1e4;
 
-/// A plan over per-user candidate lists with per-server aggregates (O(U + S·L) scoring).
+/// A plan over per-user candidate lists with incremental per-server aggregates: scoring costs
+/// O(S·L + users with targets), plus the members of the two touched groups for `max_latency`.
 pub struct State<'a> {
     pub p: &'a Prepared,
     pub lists: &'a [Vec<Cand>],
@@ -19,6 +20,16 @@ pub struct State<'a> {
     cnt: Vec<Vec<u32>>,
     work: Vec<f64>,
     kv: Vec<f64>,
+    /// Weight of the admitted users on each server.
+    wn: Vec<f64>,
+    /// Σ w·lat over admitted users, and their total weight.
+    lat_w: f64,
+    adm_w: f64,
+    /// Members per group (servers, then "local") and their largest `lat` (max objective only).
+    members: Vec<Vec<usize>>,
+    maxlat: Vec<f64>,
+    targets: Vec<usize>,
+    wsum: f64,
 }
 
 impl<'a> State<'a> {
@@ -32,6 +43,15 @@ impl<'a> State<'a> {
             cnt: vec![vec![0; l + 1]; ns],
             work: vec![0.0; ns],
             kv: vec![0.0; ns],
+            wn: vec![0.0; ns],
+            lat_w: 0.0,
+            adm_w: 0.0,
+            members: vec![vec![]; ns + 1],
+            maxlat: vec![0.0; ns + 1],
+            targets: (0..p.users.len())
+                .filter(|&u| p.users[u].target.is_some())
+                .collect(),
+            wsum: p.users.iter().map(|u| u.weight).sum(),
         };
         for (u, j) in pick.into_iter().enumerate() {
             st.set(u, j);
@@ -39,8 +59,25 @@ impl<'a> State<'a> {
         st
     }
 
+    /// The group of a candidate: its server, `ns` for local, `None` when rejected.
+    fn group(&self, u: usize, j: usize) -> Option<usize> {
+        let ch = &self.lists[u][j].0;
+        if !ch.admitted {
+            None
+        } else if ch.split < self.p.num_layers() {
+            Some(ch.server)
+        } else {
+            Some(self.p.servers.len())
+        }
+    }
+
     fn apply(&mut self, u: usize, j: usize, sign: f64) {
         let (ch, cc) = &self.lists[u][j];
+        let w = self.p.users[u].weight;
+        if ch.admitted {
+            self.lat_w += sign * w * cc.lat;
+            self.adm_w += sign * w;
+        }
         if ch.admitted && ch.split < self.p.num_layers() {
             let s = ch.server;
             if sign > 0.0 {
@@ -50,6 +87,27 @@ impl<'a> State<'a> {
             }
             self.work[s] += sign * cc.work;
             self.kv[s] += sign * cc.srv_mem;
+            self.wn[s] += sign * w;
+        }
+        if self.p.objective == Objective::MaxLatency {
+            if let Some(g) = self.group(u, j) {
+                if sign > 0.0 {
+                    self.members[g].push(u);
+                } else if let Some(i) = self.members[g].iter().position(|&x| x == u) {
+                    self.members[g].swap_remove(i);
+                }
+                self.maxlat[g] = self.members[g]
+                    .iter()
+                    .map(|&v| {
+                        let jv = if v == u && sign > 0.0 {
+                            j
+                        } else {
+                            self.pick[v]
+                        };
+                        self.lists[v][jv].1.lat
+                    })
+                    .fold(0.0, f64::max);
+            }
         }
     }
 
@@ -81,31 +139,33 @@ impl<'a> State<'a> {
     pub fn value(&self) -> (f64, f64) {
         let p = self.p;
         let l = p.num_layers();
-        let steps = self.steps();
+        let ns = p.servers.len();
         let mut viol = 0.0;
+        let mut steps = vec![0.0; ns];
         for (s, sv) in p.servers.iter().enumerate() {
-            let m = sv.weights[self.min_split(s)] + self.kv[s];
+            let ms = self.min_split(s);
+            steps[s] = sv.fixed[ms] + self.work[s];
+            let m = sv.weights[ms] + self.kv[s];
             viol += (m / sv.memory_bytes - 1.0).max(0.0);
         }
-        let (mut sum, mut max, mut adm) = (0.0, 0.0f64, 0.0);
-        for (u, &j) in self.pick.iter().enumerate() {
-            let (ch, cc) = &self.lists[u][j];
+        for &u in &self.targets {
+            let (ch, cc) = &self.lists[u][self.pick[u]];
             if !ch.admitted {
                 continue;
             }
             let t = cc.lat + if ch.split < l { steps[ch.server] } else { 0.0 };
-            let up = &p.users[u];
-            if let Some(tg) = up.target {
-                viol += (t / tg - 1.0).max(0.0);
-            }
-            sum += up.weight * t;
-            max = max.max(t);
-            adm += up.weight;
+            let tg = p.users[u].target.unwrap_or(f64::INFINITY);
+            viol += (t / tg - 1.0).max(0.0);
         }
         let obj = match p.objective {
-            Objective::MeanLatency => sum / p.users.iter().map(|u| u.weight).sum::<f64>(),
-            Objective::MaxLatency => max,
-            Objective::Admitted => -adm,
+            Objective::MeanLatency => {
+                (self.lat_w + (0..ns).map(|s| self.wn[s] * steps[s]).sum::<f64>()) / self.wsum
+            }
+            Objective::MaxLatency => (0..=ns)
+                .filter(|&g| !self.members[g].is_empty())
+                .map(|g| self.maxlat[g] + if g < ns { steps[g] } else { 0.0 })
+                .fold(0.0, f64::max),
+            Objective::Admitted => -self.adm_w,
         };
         (obj, viol)
     }
@@ -267,7 +327,29 @@ pub fn fastest_start(lists: &[Vec<Cand>]) -> Vec<usize> {
         .collect()
 }
 
-/// The local search: greedy and fastest starts, best response on each, the best kept.
+/// Each user's candidate with the least own lower bound (latency + its layers' shared time + work).
+pub fn own_bound_start(p: &Prepared, lists: &[Vec<Cand>]) -> Vec<usize> {
+    let l = p.num_layers();
+    lists
+        .iter()
+        .map(|cands| {
+            let f = |c: &Cand| {
+                c.1.lat
+                    + if c.0.split < l {
+                        p.servers[c.0.server].fixed[c.0.split] + c.1.work
+                    } else {
+                        0.0
+                    }
+            };
+            (0..cands.len())
+                .filter(|&j| cands[j].0.admitted)
+                .min_by(|&a, &b| f(&cands[a]).partial_cmp(&f(&cands[b])).unwrap())
+                .unwrap_or(0)
+        })
+        .collect()
+}
+
+/// The local search: greedy, fastest and own-bound starts, best response on each, the best kept.
 pub fn local_search<'a>(
     p: &'a Prepared,
     lists: &'a [Vec<Cand>],
@@ -275,10 +357,12 @@ pub fn local_search<'a>(
 ) -> (State<'a>, u64) {
     let mut best = greedy(p, lists, ctx);
     let mut moves = best.best_response(ctx, 20);
-    let mut other = State::new(p, lists, fastest_start(lists));
-    moves += other.best_response(ctx, 20);
-    if other.score() < best.score() {
-        best = other;
+    for start in [fastest_start(lists), own_bound_start(p, lists)] {
+        let mut other = State::new(p, lists, start);
+        moves += other.best_response(ctx, 20);
+        if other.score() < best.score() {
+            best = other;
+        }
     }
     (best, moves)
 }
