@@ -1,4 +1,5 @@
-//! Exact MILP (HiGHS) over the dominance-pruned candidates, warm-started from the local search.
+//! Exact MILP (HiGHS) over the dominance-pruned candidates, warm-started from the better of the
+//! local search and the Lagrangian's repaired plan.
 //!
 //! - `x_uj ∈ {0,1}`: user `u` takes candidate `j` (split, options, server, or reject); `Σ_j x_uj = 1`;
 //! - `y_sl ∈ [0,1]`: server `s` holds layer `l`; `y_sl ≤ y_s,l+1`; for every (u, s, c) among the
@@ -46,7 +47,28 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
     // warm start
     let warm = if ctx.options.warm_start {
         let (st, _) = local_search(p, &full_lists, ctx);
-        st.feasible().then(|| (st.pick.clone(), st.value().0))
+        let mut best = st.feasible().then(|| (st.pick.clone(), st.value().0));
+        // the Lagrangian's repaired plan is often better on large instances with decided associations
+        if p.objective != Objective::Admitted && !ctx.should_stop() {
+            let lg = super::lagrangian::run(p, ctx);
+            if let (Some(sol), Some(v)) = (lg.solution, lg.objective) {
+                let better = best.as_ref().is_none_or(|(_, b)| v < *b);
+                if let (true, Ok(plan)) = (better, sol.to_plan(p)) {
+                    let pick: Option<Vec<usize>> = plan
+                        .iter()
+                        .enumerate()
+                        .map(|(u, c)| full_lists[u].iter().position(|x| x.0 == *c))
+                        .collect();
+                    if let Some(pick) = pick {
+                        let st = super::heuristics::State::new(p, &full_lists, pick);
+                        if st.feasible() {
+                            best = Some((st.pick.clone(), st.value().0));
+                        }
+                    }
+                }
+            }
+        }
+        best
     } else {
         None
     };
