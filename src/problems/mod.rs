@@ -13,6 +13,7 @@
 //! Each family lives in its own folder (`problems/<family>/`) with its formal model in the module
 //! doc, `evaluate`, and one file per solver.
 
+pub mod kv_split;
 pub mod moe_placement;
 pub mod pipeline;
 pub mod split_finetune;
@@ -306,10 +307,17 @@ static PIPELINE: Adapter<pipeline::Pipeline> = Adapter(std::marker::PhantomData)
 static SPLIT_FINETUNE: Adapter<split_finetune::SplitFinetune> = Adapter(std::marker::PhantomData);
 static TOKEN_RADIO: Adapter<token_radio::TokenRadio> = Adapter(std::marker::PhantomData);
 static MOE_PLACEMENT: Adapter<moe_placement::MoePlacement> = Adapter(std::marker::PhantomData);
+static KV_SPLIT: Adapter<kv_split::KvSplit> = Adapter(std::marker::PhantomData);
 
 /// Every registered family.
 pub fn families() -> Vec<&'static dyn DynFamily> {
-    vec![&PIPELINE, &SPLIT_FINETUNE, &TOKEN_RADIO, &MOE_PLACEMENT]
+    vec![
+        &PIPELINE,
+        &SPLIT_FINETUNE,
+        &TOKEN_RADIO,
+        &MOE_PLACEMENT,
+        &KV_SPLIT,
+    ]
 }
 
 /// A family by name.

@@ -1,0 +1,285 @@
+//! Gradient: Lagrangian relaxation of the server memory rows (multiplier `μ_s ≥ 0` per server, in
+//! objective units per byte) with a projected subgradient (Polyak step) update; for `max_latency` the
+//! epigraph rows `t ≥ T_u` are dualised too (weights `λ` on the simplex, exponentiated-gradient
+//! update), so both objectives reduce to a weighted sum `Σ ω_u T_u`.
+//!
+//! The coupled term `Σ_u ω_u n_u Step_s` (user u sees every co-located user's work and the shared
+//! weights) is replaced by a pointwise under-estimator, so each subproblem is a valid relaxation:
+//! - own form: `ω_u n_u (F_s(c_u) + a_u)` (a user sees at least its own layers and work);
+//! - McCormick form (every association fixed): with `n_u ã_v ≥ ã_v − A_v (1 − n_u)` and
+//!   `n_u F_s(y) ≥ F_s(y) − F_s(0)(1 − n_u)` the term becomes `W_s F_s(y) + W_s Σ_v ã_v −
+//!   Σ_u ω_u (1 − n_u)(F_s(0) + Σ_{v≠u} A_v)` with `W_s = Σ_{u on s} ω_u`; separable per user plus `y`;
+//! - any convex combination `θ` of the two (θ ∈ {0, ¼, ½, ¾, 1} tried per iteration, best kept).
+//!
+//! Shared weights: `y_sl` costs `θ W_s f_sl + μ_s w_l ≥ 0`, so `y` is the suffix from the lowest
+//! split `c*_s`; each server's subproblem enumerates `c*_s ∈ {0..L}` with its fixed users restricted to
+//! splits `≥ c*_s` (or local). Users with a decided association pick server and split freely with the
+//! own form and no weight cost (a weaker but valid bound). Targets enter through the candidate
+//! pruning (exact filters). The dual value `L(ω, μ)` is a lower bound on the optimum; the subproblem's
+//! choices are repaired into a feasible plan by best response (penalised score).
+
+use super::cost::{Cand, Prepared};
+use super::heuristics::{local_search, user_lists, State};
+use super::instance::Objective;
+use super::{no_candidates, outcome_from_plan, KvSplit, KvSplitSolution};
+use crate::error::Result;
+use crate::solve::{Context, Outcome, Solver, SolverKind};
+
+pub struct Lagrangian;
+
+/// Default number of subgradient iterations.
+pub const DEFAULT_ITERATIONS: u64 = 150;
+
+impl Solver<KvSplit> for Lagrangian {
+    fn name(&self) -> &'static str {
+        "lagrangian"
+    }
+    fn kind(&self) -> SolverKind {
+        SolverKind::Gradient
+    }
+    fn description(&self) -> &'static str {
+        "Lagrangian relaxation of server memory, projected subgradient on μ; dual bound + repaired plan"
+    }
+    fn supports(&self, p: &Prepared) -> std::result::Result<(), String> {
+        if p.objective == Objective::Admitted {
+            Err("the Lagrangian bound is built for the latency objectives".into())
+        } else {
+            Ok(())
+        }
+    }
+    fn solve(&self, p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplitSolution>> {
+        if let Some(o) = no_candidates(p) {
+            return Ok(o);
+        }
+        Ok(run(p, ctx))
+    }
+}
+
+/// One subproblem solution: the dual value and each user's candidate.
+pub struct Sub {
+    pub value: f64,
+    pub pick: Vec<usize>,
+    /// Server memory use of the subproblem's choices (fixed users' weights included).
+    pub mem: Vec<f64>,
+}
+
+/// Solves the Lagrangian subproblem for user weights `omega` (summing to the objective's scale),
+/// multipliers `mu` and mixing `theta` (forced to 0 unless every association is fixed).
+pub fn subproblem(p: &Prepared, lists: &[Vec<Cand>], omega: &[f64], mu: &[f64], theta: f64) -> Sub {
+    let l = p.num_layers();
+    let ns = p.servers.len();
+    let all_fixed = p.users.iter().all(|u| u.fixed_server.is_some());
+    let theta = if all_fixed { theta } else { 0.0 };
+    let on_server = |c: &Cand| c.0.admitted && c.0.split < l;
+    // W_s and A_v
+    let mut w_s = vec![0.0; ns];
+    let mut a_max = vec![0.0; p.users.len()];
+    let mut a_tot = vec![0.0; ns];
+    for (u, up) in p.users.iter().enumerate() {
+        if let Some(s) = up.fixed_server {
+            w_s[s] += omega[u];
+            a_max[u] = lists[u]
+                .iter()
+                .filter(|c| on_server(c))
+                .map(|c| c.1.work)
+                .fold(0.0, f64::max);
+            a_tot[s] += a_max[u];
+        }
+    }
+    let cost = |u: usize, c: &Cand| -> f64 {
+        let ch = &c.0;
+        let cc = &c.1;
+        if on_server(c) {
+            let s = ch.server;
+            let own = omega[u] * (cc.lat + p.servers[s].fixed[ch.split] + cc.work);
+            let mc = omega[u] * cc.lat + w_s[s] * cc.work;
+            mu[s] * cc.srv_mem + theta * mc + (1.0 - theta) * own
+        } else {
+            let own = omega[u] * cc.lat;
+            let s = p.users[u].fixed_server;
+            let mc = omega[u] * cc.lat
+                - s.map_or(0.0, |s| {
+                    omega[u] * (p.servers[s].fixed[0] + a_tot[s] - a_max[u])
+                });
+            theta * mc + (1.0 - theta) * own
+        }
+    };
+    let mut pick = vec![0usize; p.users.len()];
+    let mut value = -mu
+        .iter()
+        .zip(&p.servers)
+        .map(|(m, s)| m * s.memory_bytes)
+        .sum::<f64>();
+    let mut mem = vec![0.0; ns];
+    // decided users: independent
+    for (u, up) in p.users.iter().enumerate() {
+        if up.fixed_server.is_none() {
+            let (j, v) = lists[u]
+                .iter()
+                .enumerate()
+                .map(|(j, c)| (j, cost(u, c)))
+                .min_by(|a, b| a.1.partial_cmp(&b.1).unwrap())
+                .unwrap();
+            pick[u] = j;
+            value += v;
+            let c = &lists[u][j];
+            if on_server(c) {
+                mem[c.0.server] += c.1.srv_mem;
+            }
+        }
+    }
+    // fixed users: per server, enumerate the lowest split c*
+    for s in 0..ns {
+        let users: Vec<usize> = (0..p.users.len())
+            .filter(|&u| p.users[u].fixed_server == Some(s))
+            .collect();
+        if users.is_empty() {
+            continue;
+        }
+        // suf[u][c] = best (cost, j) among candidates with split >= c (local included everywhere)
+        let mut suf: Vec<Vec<(f64, usize)>> = vec![];
+        for &u in &users {
+            let mut best_at = vec![(f64::INFINITY, usize::MAX); l + 1];
+            for (j, c) in lists[u].iter().enumerate() {
+                let k = if on_server(c) { c.0.split } else { l };
+                let v = cost(u, c);
+                if v < best_at[k].0 {
+                    best_at[k] = (v, j);
+                }
+            }
+            for k in (0..l).rev() {
+                if best_at[k + 1].0 < best_at[k].0 {
+                    best_at[k] = best_at[k + 1];
+                }
+            }
+            suf.push(best_at);
+        }
+        let sv = &p.servers[s];
+        let mut best = (f64::INFINITY, l);
+        for cs in 0..=l {
+            let ycost = theta * w_s[s] * sv.fixed[cs] + mu[s] * sv.weights[cs];
+            let v = ycost + suf.iter().map(|b| b[cs].0).sum::<f64>();
+            if v < best.0 {
+                best = (v, cs);
+            }
+        }
+        value += best.0;
+        let cs = best.1;
+        mem[s] += sv.weights[cs];
+        for (i, &u) in users.iter().enumerate() {
+            let j = suf[i][cs].1;
+            pick[u] = j;
+            if on_server(&lists[u][j]) {
+                mem[s] += lists[u][j].1.srv_mem;
+            }
+        }
+    }
+    Sub { value, pick, mem }
+}
+
+/// The subgradient loop.
+pub fn run(p: &Prepared, ctx: &mut Context<'_>) -> Outcome<KvSplitSolution> {
+    let lists = user_lists(p);
+    let nu = p.users.len();
+    let ns = p.servers.len();
+    let wsum: f64 = p.users.iter().map(|u| u.weight).sum();
+    let max_obj = p.objective == Objective::MaxLatency;
+    let mut omega: Vec<f64> = if max_obj {
+        vec![1.0 / nu as f64; nu]
+    } else {
+        p.users.iter().map(|u| u.weight / wsum).collect()
+    };
+    let mut mu = vec![0.0; ns];
+    // incumbent from the local search
+    let (st0, _) = local_search(p, &lists, ctx);
+    let mut best_plan = st0.plan();
+    let mut ub = if st0.feasible() {
+        st0.value().0
+    } else {
+        f64::INFINITY
+    };
+    let mut lb = f64::NEG_INFINITY;
+    let mut alpha = 1.0;
+    let mut stall = 0;
+    let iters = ctx.options.iteration_limit.unwrap_or(DEFAULT_ITERATIONS);
+    let mut it = 0;
+    while it < iters && !ctx.should_stop() {
+        it += 1;
+        let thetas: &[f64] = if p.users.iter().all(|u| u.fixed_server.is_some()) {
+            &[0.0, 0.25, 0.5, 0.75, 1.0]
+        } else {
+            &[0.0]
+        };
+        let sub = thetas
+            .iter()
+            .map(|&t| subproblem(p, &lists, &omega, &mu, t))
+            .max_by(|a, b| a.value.partial_cmp(&b.value).unwrap())
+            .unwrap();
+        if !lb.is_finite() || sub.value > lb + 1e-12 * lb.abs().max(1e-9) {
+            lb = sub.value;
+            stall = 0;
+        } else {
+            stall += 1;
+            if stall >= 8 {
+                alpha *= 0.5;
+                stall = 0;
+            }
+        }
+        // repair every few iterations
+        if it % 10 == 1 || it == iters {
+            let mut st = State::new(p, &lists, sub.pick.clone());
+            st.best_response(ctx, 5);
+            if st.feasible() && st.value().0 < ub {
+                ub = st.value().0;
+                best_plan = st.plan();
+            }
+        }
+        // μ: projected subgradient, Polyak step
+        let g: Vec<f64> = (0..ns)
+            .map(|s| sub.mem[s] - p.servers[s].memory_bytes)
+            .collect();
+        let gn: f64 = g
+            .iter()
+            .zip(&mu)
+            .map(|(x, m)| if *m <= 0.0 && *x < 0.0 { 0.0 } else { x * x })
+            .sum();
+        let target = if ub.is_finite() {
+            ub
+        } else {
+            lb.abs() * 1.1 + 1e-3
+        };
+        if gn > 0.0 {
+            let step = alpha * (target - sub.value).max(1e-12 * target.abs().max(1e-9)) / gn;
+            for s in 0..ns {
+                mu[s] = (mu[s] + step * g[s]).max(0.0);
+            }
+        }
+        // λ (max objective): exponentiated gradient on the users' latencies in the subproblem plan
+        if max_obj {
+            let plan: Vec<_> = (0..nu).map(|u| lists[u][sub.pick[u]].0).collect();
+            let ev = p.evaluate_plan(&plan);
+            let tmax = ev.latency.iter().copied().fold(1e-12, f64::max);
+            let eta = 2.0 * alpha;
+            let mut z = 0.0;
+            for u in 0..nu {
+                omega[u] *= (eta * ev.latency[u] / tmax).exp();
+                z += omega[u];
+            }
+            for w in &mut omega {
+                *w /= z;
+            }
+        }
+        if ub.is_finite() && lb >= ub - 1e-9 * ub.abs().max(1e-9) {
+            break;
+        }
+    }
+    let mut o = outcome_from_plan(p, &best_plan, ctx, it);
+    if lb.is_finite() {
+        o.bound = Some(lb);
+    }
+    o.notes.push(format!(
+        "dual bound {lb:.6e} after {it} iterations; μ = {:?}",
+        mu.iter().map(|m| format!("{m:.3e}")).collect::<Vec<_>>()
+    ));
+    o
+}

@@ -1,0 +1,398 @@
+//! Exact MILP (HiGHS) over the dominance-pruned candidates, warm-started from the better of the
+//! local search and the Lagrangian's repaired plan.
+//!
+//! - `x_uj ∈ {0,1}`: user `u` takes candidate `j` (split, options, server, or reject); `Σ_j x_uj = 1`;
+//! - `y_sl ∈ [0,1]`: server `s` holds layer `l`; `y_sl ≤ y_s,l+1`; for every (u, s, c) among the
+//!   candidates `y_sc ≥ Σ_{j on s, c_j ≤ c} x_uj`. `y` may stay continuous: every `y` cost is
+//!   non-negative and its lower bounds are 0/1 at integer `x`, so some optimum has `y` binary;
+//! - `Step_s = Σ_l y_sl f_sl + Σ_{u,j on s} a_j x_uj`; memory `Σ_l y_sl w_l + Σ_{u,j on s} K_j x_uj ≤ M_s`;
+//! - `p_u ≥ Step_s − Big_s·(1 − Σ_{j on s} x_uj)`, `p_u ≥ 0` (the step user u sees; no big-M when all
+//!   of u's candidates use `s`), `Big_s = F_s(0) + Σ_u max_j a_j`;
+//! - `T_u = Σ_j lat_j x_uj + p_u`; targets `T_u ≤ τ_u` (admission: `≤ τ_u + Big·x_u,reject`);
+//! - objective: `Σ w_u T_u / Σ w`, or `t ≥ T_u` min `t`, or max `Σ w_u (1 − x_u,reject)`.
+
+use super::cost::{Cand, Prepared};
+use super::heuristics::{local_search, user_lists};
+use super::instance::Objective;
+use super::{no_candidates, KvSplit, KvSplitSolution};
+use crate::error::Result;
+use crate::solve::milp::{Milp, MilpStatus, Var};
+use crate::solve::{Context, Outcome, Sense, SolveOptions, Solver, SolverKind, Termination};
+
+pub struct MilpSolver;
+
+impl Solver<KvSplit> for MilpSolver {
+    fn name(&self) -> &'static str {
+        "milp"
+    }
+    fn kind(&self) -> SolverKind {
+        SolverKind::Exact
+    }
+    fn description(&self) -> &'static str {
+        "HiGHS MILP over dominance-pruned per-user choices with shared-weight variables; warm-started from local search"
+    }
+    fn solve(&self, p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplitSolution>> {
+        if let Some(o) = no_candidates(p) {
+            return Ok(o);
+        }
+        solve_milp(p, ctx)
+    }
+}
+
+pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplitSolution>> {
+    let l = p.num_layers();
+    let ns = p.servers.len();
+    let nu = p.users.len();
+    let full_lists = user_lists(p);
+    // warm start
+    let warm = if ctx.options.warm_start {
+        let (st, _) = local_search(p, &full_lists, ctx);
+        let mut best = st.feasible().then(|| (st.pick.clone(), st.value().0));
+        // the Lagrangian's repaired plan is often better on large instances with decided associations
+        if p.objective != Objective::Admitted && !ctx.should_stop() {
+            let lg = super::lagrangian::run(p, ctx);
+            if let (Some(sol), Some(v)) = (lg.solution, lg.objective) {
+                let better = best.as_ref().is_none_or(|(_, b)| v < *b);
+                if let (true, Ok(plan)) = (better, sol.to_plan(p)) {
+                    let pick: Option<Vec<usize>> = plan
+                        .iter()
+                        .enumerate()
+                        .map(|(u, c)| full_lists[u].iter().position(|x| x.0 == *c))
+                        .collect();
+                    if let Some(pick) = pick {
+                        let st = super::heuristics::State::new(p, &full_lists, pick);
+                        if st.feasible() {
+                            best = Some((st.pick.clone(), st.value().0));
+                        }
+                    }
+                }
+            }
+        }
+        best
+    } else {
+        None
+    };
+    // Incumbent-based caps on every server's step (valid for every plan at least as good as the
+    // incumbent), which tighten the big-M and prune candidates that cannot appear in such a plan.
+    let caps = warm
+        .as_ref()
+        .map(|(_, ub)| step_caps(p, &full_lists, *ub))
+        .unwrap_or_else(|| vec![f64::INFINITY; ns]);
+    let mut lists: Vec<Vec<Cand>> = vec![];
+    let mut warm_pick = vec![];
+    for (u, list) in full_lists.iter().enumerate() {
+        let keep_j = warm.as_ref().map(|(w, _)| w[u]);
+        let mut kept = vec![];
+        for (j, c) in list.iter().enumerate() {
+            let ok = !(c.0.admitted && c.0.split < l)
+                || p.servers[c.0.server].fixed[c.0.split] + c.1.work <= caps[c.0.server]
+                || Some(j) == keep_j;
+            if ok {
+                if Some(j) == keep_j {
+                    warm_pick.push(kept.len());
+                }
+                kept.push(*c);
+            }
+        }
+        lists.push(kept);
+    }
+    let warm = warm.map(|(_, ub)| (warm_pick, ub));
+    let sense = if p.objective == Objective::Admitted {
+        Sense::Maximize
+    } else {
+        Sense::Minimize
+    };
+    let mut m = Milp::new(sense);
+    let wsum: f64 = p.users.iter().map(|u| u.weight).sum();
+    let mut x: Vec<Vec<Var>> = vec![];
+    for (u, list) in lists.iter().enumerate() {
+        let mut xs = vec![];
+        for (j, (ch, _)) in list.iter().enumerate() {
+            let cost = if p.objective == Objective::Admitted && ch.admitted {
+                p.users[u].weight
+            } else {
+                0.0
+            };
+            xs.push(m.bin_var(cost, &format!("x_{u}_{j}")));
+        }
+        let row: Vec<(Var, f64)> = xs.iter().map(|&v| (v, 1.0)).collect();
+        m.eq(&row, 1.0);
+        x.push(xs);
+    }
+    let y: Vec<Vec<Var>> = (0..ns)
+        .map(|s| {
+            (0..l)
+                .map(|k| m.var(0.0, 1.0, 0.0, &format!("y_{s}_{k}")))
+                .collect()
+        })
+        .collect();
+    for s in 0..ns {
+        for k in 0..l.saturating_sub(1) {
+            m.le(&[(y[s][k], 1.0), (y[s][k + 1], -1.0)], 0.0);
+        }
+    }
+    let on = |ch: &super::Choice, s: usize| ch.admitted && ch.split < l && ch.server == s;
+    for (u, list) in lists.iter().enumerate() {
+        for s in 0..ns {
+            let mut splits: Vec<usize> = list
+                .iter()
+                .filter(|(ch, _)| on(ch, s))
+                .map(|(ch, _)| ch.split)
+                .collect();
+            splits.sort_unstable();
+            splits.dedup();
+            for &c in &splits {
+                let mut row = vec![(y[s][c], 1.0)];
+                for (j, (ch, _)) in list.iter().enumerate() {
+                    if on(ch, s) && ch.split <= c {
+                        row.push((x[u][j], -1.0));
+                    }
+                }
+                m.ge(&row, 0.0);
+            }
+        }
+    }
+    // per-layer costs: f_sl, w_l
+    let step: Vec<Var> = (0..ns)
+        .map(|s| m.var(0.0, f64::INFINITY, 0.0, &format!("step_{s}")))
+        .collect();
+    let mut big = vec![0.0; ns];
+    for s in 0..ns {
+        let sv = &p.servers[s];
+        let mut srow = vec![(step[s], -1.0)];
+        let mut mrow = vec![];
+        for k in 0..l {
+            srow.push((y[s][k], sv.fixed[k] - sv.fixed[k + 1]));
+            mrow.push((y[s][k], sv.weights[k] - sv.weights[k + 1]));
+        }
+        big[s] = sv.fixed[0];
+        for (u, list) in lists.iter().enumerate() {
+            let mut amax: f64 = 0.0;
+            for (j, (ch, cc)) in list.iter().enumerate() {
+                if on(ch, s) {
+                    srow.push((x[u][j], cc.work));
+                    mrow.push((x[u][j], cc.srv_mem));
+                    amax = amax.max(cc.work);
+                }
+            }
+            big[s] += amax;
+        }
+        big[s] = big[s].min(caps[s]);
+        m.eq(&srow, 0.0);
+        m.le(&mrow, sv.memory_bytes);
+        if caps[s].is_finite() {
+            m.le(&[(step[s], 1.0)], caps[s]);
+        }
+    }
+    let t_max = if p.objective == Objective::MaxLatency {
+        Some(m.var(0.0, f64::INFINITY, 1.0, "t"))
+    } else {
+        None
+    };
+    let big_all = big.iter().copied().fold(0.0, f64::max)
+        + lists
+            .iter()
+            .flat_map(|l| l.iter().map(|c| c.1.lat))
+            .fold(0.0, f64::max);
+    let mut pv = vec![];
+    for (u, list) in lists.iter().enumerate() {
+        let up = &p.users[u];
+        let obj = if p.objective == Objective::MeanLatency {
+            up.weight / wsum
+        } else {
+            0.0
+        };
+        let pu = m.var(0.0, f64::INFINITY, obj, &format!("p_{u}"));
+        pv.push(pu);
+        for s in 0..ns {
+            let js: Vec<usize> = (0..list.len()).filter(|&j| on(&list[j].0, s)).collect();
+            if js.is_empty() {
+                continue;
+            }
+            if js.len() == list.len() {
+                m.ge(&[(pu, 1.0), (step[s], -1.0)], 0.0);
+            } else {
+                let mut row = vec![(pu, 1.0), (step[s], -1.0)];
+                row.extend(js.iter().map(|&j| (x[u][j], -big[s])));
+                m.ge(&row, -big[s]);
+            }
+        }
+        // valid cut: the user sees at least its own layers and work
+        let mut own = vec![(pu, 1.0)];
+        for (j, (ch, cc)) in list.iter().enumerate() {
+            if ch.admitted && ch.split < l {
+                own.push((x[u][j], -(p.servers[ch.server].fixed[ch.split] + cc.work)));
+            }
+        }
+        m.ge(&own, 0.0);
+        // T_u = Σ lat x + p
+        let mut trow: Vec<(Var, f64)> = vec![(pu, 1.0)];
+        for (j, (ch, cc)) in list.iter().enumerate() {
+            if ch.admitted {
+                trow.push((x[u][j], cc.lat));
+            }
+        }
+        if p.objective == Objective::MeanLatency {
+            for &(v, a) in &trow[1..] {
+                m.set_cost(v, a * up.weight / wsum);
+            }
+        }
+        if let Some(t) = t_max {
+            let mut r = trow.clone();
+            r.push((t, -1.0));
+            m.le(&r, 0.0);
+        }
+        if let Some(tg) = up.target {
+            let mut r = trow.clone();
+            if let Some(j) = list.iter().position(|c| !c.0.admitted) {
+                r.push((x[u][j], -big_all));
+            }
+            m.le(&r, tg);
+        }
+    }
+    // warm start vector
+    let warm_x = warm.as_ref().map(|(pick, _)| {
+        let mut v = vec![0.0; m.num_cols()];
+        for u in 0..nu {
+            v[x[u][pick[u]].0] = 1.0;
+        }
+        let plan: Vec<_> = (0..nu).map(|u| lists[u][pick[u]].0).collect();
+        let ev = p.evaluate_plan(&plan);
+        for s in 0..ns {
+            for k in ev.min_split[s]..l {
+                v[y[s][k].0] = 1.0;
+            }
+            v[step[s].0] = ev.step_s[s];
+        }
+        for u in 0..nu {
+            let ch = &plan[u];
+            if ch.admitted && ch.split < l {
+                v[pv[u].0] = ev.step_s[ch.server];
+            }
+        }
+        if let Some(t) = t_max {
+            v[t.0] = ev
+                .latency
+                .iter()
+                .copied()
+                .filter(|x| x.is_finite())
+                .fold(0.0, f64::max);
+        }
+        v
+    });
+    let r = m.solve(ctx, warm_x.as_deref())?;
+    let mut out = match (&r.x, r.status) {
+        (Some(xv), _) => {
+            let plan: Vec<_> = (0..nu)
+                .map(|u| {
+                    let j = (0..lists[u].len())
+                        .max_by(|&a, &b| xv[x[u][a].0].partial_cmp(&xv[x[u][b].0]).unwrap())
+                        .unwrap();
+                    lists[u][j].0
+                })
+                .collect();
+            let ev = p.evaluate_plan(&plan);
+            let mut o = Outcome::with(
+                r.status.termination(),
+                KvSplitSolution::from_plan(p, &plan),
+                ev.objective,
+            );
+            o.bound = r.bound;
+            o
+        }
+        (None, MilpStatus::Infeasible) if warm.is_some() => {
+            // the caps admit every plan within a relative 1e-7 of the incumbent: none exists, so the
+            // incumbent is optimal (up to that tolerance)
+            let (pick, ub) = warm.as_ref().unwrap();
+            let plan: Vec<_> = (0..nu).map(|u| lists[u][pick[u]].0).collect();
+            let mut o = Outcome::with(
+                Termination::Optimal,
+                KvSplitSolution::from_plan(p, &plan),
+                *ub,
+            );
+            o.bound = Some(*ub);
+            o.notes
+                .push("no plan better than the warm start within the step caps".into());
+            o
+        }
+        (None, MilpStatus::Infeasible) => Outcome::none(Termination::Infeasible),
+        (None, st) => {
+            let mut o = Outcome::none(st.termination());
+            o.bound = r.bound;
+            o
+        }
+    };
+    out.nodes = r.nodes;
+    out.iterations = r.lp_iterations;
+    out.notes.push(format!(
+        "{} candidates after pruning ({} raw); {} columns, {} rows{}",
+        lists.iter().map(|l| l.len()).sum::<usize>(),
+        p.raw_candidates,
+        m.num_cols(),
+        m.num_rows(),
+        if warm.is_some() { "; warm-started" } else { "" }
+    ));
+    Ok(out)
+}
+
+/// Options for a MILP call at a given gap (bench helper).
+pub fn options_with_gap(gap: f64, time_limit_s: f64) -> SolveOptions {
+    SolveOptions {
+        mip_rel_gap: Some(gap),
+        time_limit_s: Some(time_limit_s),
+        ..SolveOptions::default()
+    }
+}
+
+/// Upper bounds on each server's step valid for every plan no worse than the incumbent value `ub`
+/// (minimisation objectives; infinite otherwise). Mean: the users whose every candidate uses `s`
+/// ("forced", weight `W_F`) each see `Step_s`, every other user at least its own lower bound, so
+/// `Step_s ≤ (ub·W − Σ_{u∉F} w_u min lb_u − Σ_{u∈F} w_u min lat_u) / W_F`. Max: `Step_s ≤ ub` for a used
+/// server (an unused one has step 0). A relative slack of 1e-7 keeps the incumbent inside.
+pub fn step_caps(p: &Prepared, lists: &[Vec<Cand>], ub: f64) -> Vec<f64> {
+    let l = p.num_layers();
+    let ns = p.servers.len();
+    let ub = ub * (1.0 + 1e-7) + 1e-12;
+    match p.objective {
+        Objective::Admitted => vec![f64::INFINITY; ns],
+        Objective::MaxLatency => vec![ub; ns],
+        Objective::MeanLatency => {
+            let wsum: f64 = p.users.iter().map(|u| u.weight).sum();
+            let lb = |c: &Cand| {
+                c.1.lat
+                    + if c.0.split < l {
+                        p.servers[c.0.server].fixed[c.0.split] + c.1.work
+                    } else {
+                        0.0
+                    }
+            };
+            let min_lb: Vec<f64> = lists
+                .iter()
+                .map(|li| li.iter().map(lb).fold(f64::INFINITY, f64::min))
+                .collect();
+            let min_lat: Vec<f64> = lists
+                .iter()
+                .map(|li| li.iter().map(|c| c.1.lat).fold(f64::INFINITY, f64::min))
+                .collect();
+            (0..ns)
+                .map(|s| {
+                    let forced: Vec<bool> = lists
+                        .iter()
+                        .map(|li| li.iter().all(|c| c.0.split < l && c.0.server == s))
+                        .collect();
+                    let wf: f64 = (0..p.users.len())
+                        .filter(|&u| forced[u])
+                        .map(|u| p.users[u].weight)
+                        .sum();
+                    if wf <= 0.0 {
+                        return f64::INFINITY;
+                    }
+                    let rest: f64 = (0..p.users.len())
+                        .map(|u| p.users[u].weight * if forced[u] { min_lat[u] } else { min_lb[u] })
+                        .sum();
+                    ((ub * wsum - rest) / wf * (1.0 + 1e-7)).max(0.0)
+                })
+                .collect()
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! Tests of the `kv_split` family: exact MILP vs unpruned brute force on hundreds of random tiny
+//! instances (three objectives), every solver's output through `evaluate`, the Lagrangian bound never
+//! above the optimum, monotonicity (server memory, uplink, context), the worked example, bad input.
+
+use edgeplan::catalog::Catalog;
+use edgeplan::problems::kv_split::KvSplitSolution;
+use edgeplan::problems::kv_split::{
+    generate, KvKind, KvSplit, KvSplitInstance, Objective, Prepared,
+};
+use edgeplan::solve::{self, Family, NoObserver, SolveOptions, SolveResult, StopFlag, Termination};
+
+fn prep(inst: &KvSplitInstance) -> Prepared {
+    KvSplit::prepare(inst, Catalog::builtin()).unwrap()
+}
+
+fn run(p: &Prepared, name: &str) -> SolveResult<KvSplitSolution> {
+    let s = solve::find_solver::<KvSplit>(p, name).unwrap();
+    solve::run::<KvSplit>(
+        p,
+        s.as_ref(),
+        &SolveOptions::default(),
+        &mut NoObserver,
+        StopFlag::new(),
+    )
+    .unwrap()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-6 * a.abs().max(b.abs()).max(1e-9)
+}
+
+/// Checks every solver's result on `p`: evaluated solutions, no feasible value better than `opt`,
+/// Lagrangian bound below `opt`.
+fn check_solvers(p: &Prepared, opt: Option<f64>, skip_brute: bool) {
+    let sense = KvSplit::sense(p);
+    for s in KvSplit::solvers() {
+        if s.supports(p).is_err() || (skip_brute && s.name() == "brute-force") {
+            continue;
+        }
+        let r = run(p, s.name());
+        if let Some(e) = &r.evaluation {
+            assert!(
+                e.violations.iter().all(|v| !v.contains("disagrees")),
+                "{}: {:?}",
+                s.name(),
+                e.violations
+            );
+        }
+        if let (Some(o), Some(best)) = (r.objective, opt) {
+            assert!(
+                !sense.better(o, best) || close(o, best),
+                "{} found {o} better than the optimum {best}",
+                s.name()
+            );
+        }
+        if let (Some(b), Some(best)) = (r.bound, opt) {
+            assert!(
+                !sense.better(best, b) || close(b, best),
+                "{} bound {b} beyond the optimum {best} ({:?})",
+                s.name(),
+                r.notes
+            );
+        }
+        if opt.is_none() && s.kind() != solve::SolverKind::Baseline {
+            assert!(
+                r.objective.is_none(),
+                "{} feasible on an infeasible instance",
+                s.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn milp_matches_brute_force_on_random_tiny_instances() {
+    let mut agree = 0;
+    let mut feasible = 0;
+    for (k, suffix) in ["", "-max", "-admit"].iter().enumerate() {
+        for seed in 0..100u64 {
+            let inst =
+                generate::generate(&format!("tiny{suffix}"), 1000 * k as u64 + seed).unwrap();
+            let p = prep(&inst);
+            let bf = run(&p, "brute-force");
+            let mi = run(&p, "milp");
+            match bf.status.termination {
+                Termination::Optimal => {
+                    feasible += 1;
+                    let (a, b) = (bf.objective.unwrap(), mi.objective.unwrap_or(f64::NAN));
+                    assert_eq!(
+                        mi.status.termination,
+                        Termination::Optimal,
+                        "seed {seed}{suffix}"
+                    );
+                    assert!(close(a, b), "seed {seed}{suffix}: brute {a} vs milp {b}");
+                }
+                Termination::Infeasible => {
+                    assert_eq!(
+                        mi.status.termination,
+                        Termination::Infeasible,
+                        "seed {seed}{suffix}"
+                    );
+                }
+                t => panic!("brute force ended {t:?}"),
+            }
+            agree += 1;
+            check_solvers(&p, bf.objective, true);
+        }
+    }
+    assert_eq!(agree, 300);
+    // the generator must exercise feasible instances
+    assert!(feasible >= 150, "only {feasible} feasible instances");
+}
+
+#[test]
+fn every_solver_passes_evaluate_on_small_instances() {
+    for suffix in ["", "-max", "-admit"] {
+        for seed in 0..3u64 {
+            let p = prep(&generate::generate(&format!("small{suffix}"), seed).unwrap());
+            let mi = run(&p, "milp");
+            assert_eq!(mi.status.termination, Termination::Optimal);
+            check_solvers(&p, mi.objective, true);
+            for s in ["greedy", "local-search", "lagrangian", "milp"] {
+                if s == "lagrangian" && suffix == "-admit" {
+                    continue;
+                }
+                let r = run(&p, s);
+                assert!(
+                    r.evaluation.unwrap().feasible,
+                    "{s} infeasible on small{suffix} {seed}"
+                );
+            }
+        }
+    }
+}
+
+fn optimum(inst: &KvSplitInstance) -> Option<f64> {
+    run(&prep(inst), "milp").objective
+}
+
+#[test]
+fn more_server_memory_or_uplink_never_hurts_and_longer_context_never_helps() {
+    let mut checked = 0;
+    for seed in 0..40u64 {
+        let base = generate::generate("tiny", 500 + seed).unwrap();
+        let Some(o) = optimum(&base) else { continue };
+        checked += 1;
+        let mut more_mem = base.clone();
+        for s in &mut more_mem.servers {
+            s.memory_bytes = s.memory_bytes.map(|m| m * 2.0);
+        }
+        let o2 = optimum(&more_mem).unwrap();
+        assert!(o2 <= o * (1.0 + 1e-9), "memory x2: {o2} > {o}");
+        let mut fast = base.clone();
+        for u in &mut fast.users {
+            u.uplink_bps *= 4.0;
+        }
+        let o3 = optimum(&fast).unwrap();
+        assert!(o3 <= o * (1.0 + 1e-9), "uplink x4: {o3} > {o}");
+        let mut long = base.clone();
+        for u in &mut long.users {
+            u.prompt_len *= 2;
+        }
+        if let Some(o4) = optimum(&long) {
+            assert!(o4 >= o * (1.0 - 1e-9), "context x2: {o4} < {o}");
+        }
+    }
+    assert!(checked >= 10);
+}
+
+#[test]
+fn lagrangian_bound_is_valid_on_medium_instances() {
+    for suffix in ["", "-max"] {
+        let p = prep(&generate::generate(&format!("small{suffix}"), 7).unwrap());
+        let mi = run(&p, "milp");
+        let lg = run(&p, "lagrangian");
+        let (o, b) = (mi.objective.unwrap(), lg.bound.unwrap());
+        assert!(b <= o * (1.0 + 1e-6), "bound {b} > optimum {o}");
+        assert!(lg.objective.unwrap() >= o * (1.0 - 1e-6));
+    }
+}
+
+fn load(path: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn worked_example_split_moves_with_context() {
+    // Llama-3.1-8B, six end devices + one L4 (22 GB): at 512 tokens every cache fits on the server; at
+    // 32k six fp16 caches (128 KiB/token each, ≈4.3 GB per user) no longer fit next to the weights, so
+    // the optimum must move layers (and their KV) to the devices or compress the server cache.
+    let mut splits = vec![];
+    for ctx in ["512", "32k"] {
+        let doc = load(&format!(
+            "{}/instances/kv_split/llama3.1-8b-phones-l4-{ctx}.json",
+            env!("CARGO_MANIFEST_DIR")
+        ));
+        let r = edgeplan::problems::solve_document(&doc, "auto", &SolveOptions::default()).unwrap();
+        assert_eq!(r.status.termination, Termination::Optimal, "{ctx}");
+        let sol = r.solution.unwrap();
+        let users = sol["users"].as_array().unwrap();
+        let mean: f64 = users
+            .iter()
+            .map(|u| u["split"].as_f64().unwrap())
+            .sum::<f64>()
+            / users.len() as f64;
+        let compressed = users
+            .iter()
+            .filter(|u| u["server_kv"].as_str().is_some_and(|k| k != "full"))
+            .count();
+        splits.push((mean, compressed));
+    }
+    assert!(
+        splits[0] != splits[1],
+        "split and server KV unchanged from 512 to 32k: {splits:?}"
+    );
+}
+
+#[test]
+fn bad_input_is_reported_with_paths() {
+    let base = generate::generate("small", 1).unwrap();
+    let cat = Catalog::builtin();
+    type Edit = Box<dyn Fn(&mut KvSplitInstance)>;
+    let cases: Vec<(Edit, &str)> = vec![
+        (
+            Box::new(|i| i.users[3].uplink_bps = f64::NAN),
+            "$.users[3].uplink_bps",
+        ),
+        (
+            Box::new(|i| i.users[0].downlink_bps = -1.0),
+            "$.users[0].downlink_bps",
+        ),
+        (
+            Box::new(|i| i.users[1].prompt_len = 0),
+            "$.users[1].prompt_len",
+        ),
+        (
+            Box::new(|i| i.users[2].compute_share = 1.5),
+            "$.users[2].compute_share",
+        ),
+        (
+            Box::new(|i| i.users[2].device = "iphone-99".into()),
+            "$.users[2].device",
+        ),
+        (
+            Box::new(|i| i.users[0].server = Some("nowhere".into())),
+            "$.users[0].server",
+        ),
+        (
+            Box::new(|i| i.servers[1].memory_bytes = Some(f64::INFINITY)),
+            "$.servers[1].memory_bytes",
+        ),
+        (Box::new(|i| i.servers.clear()), "$.servers"),
+        (Box::new(|i| i.users.clear()), "$.users"),
+        (
+            Box::new(|i| i.model.name = "llama-9".into()),
+            "$.model.name",
+        ),
+        (Box::new(|i| i.model.blocks = Some(999)), "$.model.blocks"),
+        (
+            Box::new(|i| i.kv_options[2].kind = KvKind::Quantized { bits: 3 }),
+            "$.kv_options[2].kind.quantized.bits",
+        ),
+        (
+            Box::new(|i| i.kv_options[0].accuracy_cost = -0.1),
+            "$.kv_options[0].accuracy_cost",
+        ),
+        (
+            Box::new(|i| {
+                i.objective = Objective::Admitted;
+                i.users[4].latency_target_s = None;
+            }),
+            "$.users",
+        ),
+    ];
+    for (f, path) in cases {
+        let mut i = base.clone();
+        f(&mut i);
+        let e = KvSplit::prepare(&i, cat).expect_err(path).to_string();
+        assert!(e.contains(path), "expected path {path} in: {e}");
+    }
+}
