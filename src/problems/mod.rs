@@ -13,6 +13,7 @@
 //! Each family lives in its own folder (`problems/<family>/`) with its formal model in the module
 //! doc, `evaluate`, and one file per solver.
 
+pub mod offloading;
 pub mod pipeline;
 
 use crate::catalog::Catalog;
@@ -292,10 +293,11 @@ impl<F: Family> DynFamily for Adapter<F> {
 }
 
 static PIPELINE: Adapter<pipeline::Pipeline> = Adapter(std::marker::PhantomData);
+static OFFLOADING: Adapter<offloading::Offloading> = Adapter(std::marker::PhantomData);
 
 /// Every registered family.
 pub fn families() -> Vec<&'static dyn DynFamily> {
-    vec![&PIPELINE]
+    vec![&PIPELINE, &OFFLOADING]
 }
 
 /// A family by name.
