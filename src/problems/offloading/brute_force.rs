@@ -1,5 +1,5 @@
 //! `brute-force`: a grid over the two shared budgets, independent of the dual machinery. The frame
-//! is cut into equal units (100 when the budgets leave at most two free dimensions, else 40) and
+//! is cut into equal units (60 when the budgets leave at most two free dimensions, else 40) and
 //! the server capacity (when finite) likewise; every
 //! division of the units among the (≤ 3) devices is enumerated; each device, given its time budget
 //! `t` and server budget `W`, takes its best mode and offload `ℓ` on a 60-point grid of the feasible
@@ -80,7 +80,7 @@ impl Solver<Offloading> for BruteForce {
         SolverKind::Heuristic
     }
     fn description(&self) -> &'static str {
-        "grid over the frame and server budgets (40–100 units) × modes × offload grid; tiny instances (≤ 3 devices)"
+        "grid over the frame and server budgets (40–60 units) × modes × offload grid; tiny instances (≤ 3 devices)"
     }
     fn supports(&self, p: &Prepared) -> std::result::Result<(), String> {
         if p.k() > 3 {
@@ -95,9 +95,9 @@ impl Solver<Offloading> for BruteForce {
     fn solve(&self, p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<OffloadingSolution>> {
         let kk = p.k();
         let finite = p.capacity_s.is_finite();
-        // budget dimensions (K−1)·(1 + finite): 100 units when ≤ 2, else 40
+        // budget dimensions (K−1)·(1 + finite): 60 units when ≤ 2, else 40
         let g = if (kk - 1) * (1 + finite as usize) <= 2 {
-            100
+            60
         } else {
             40
         };

@@ -2,7 +2,7 @@
 //! `classic-` (e.g. `classic-30`) gives You et al.'s classic TDMA model (partitionable tasks, fixed
 //! energy per cycle, no power caps, unlimited server), which the `threshold` policy solves.
 //!
-//! Mixed instances: frame T = 1 s, bandwidth 0.2 MHz per device, N0 = −174 dBm/Hz; channel gain from
+//! Mixed instances: frame T = 1 s, bandwidth 0.1 MHz per device (classic: 60 kHz per device), N0 = −174 dBm/Hz; channel gain from
 //! the 3GPP path loss `128.1 + 37.6 log10(d km)` with d ∈ [0.05, 0.5] km; R ∈ [0.1, 1] Mbit,
 //! C ∈ [500, 1500] cycles/bit; half the tasks fixed energy per cycle ∈ [1, 20]e-11 J, half DVFS with
 //! κ = 1e-28 and f_max ∈ [1, 2] GHz; transmit power cap 0.1–1 W on half the devices; every fifth
@@ -74,7 +74,7 @@ pub fn instance(k: usize, classic: bool, seed: u64) -> OffloadingInstance {
     }
     OffloadingInstance {
         spectrum: Spectrum {
-            bandwidth_hz: 2e5 * k as f64,
+            bandwidth_hz: if classic { 6e4 } else { 1e5 } * k as f64,
             frame_s: 1.0,
             noise_psd_w_per_hz: 4e-21,
         },
