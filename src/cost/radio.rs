@@ -87,3 +87,26 @@ pub fn shannon_rate_slope(
     let x = tx_power_w.max(0.0) * channel_gain.max(0.0) / (noise_psd_w_per_hz * bandwidth_hz);
     (1.0 + x).log2() - x / ((1.0 + x) * std::f64::consts::LN_2)
 }
+
+/// Transmit power in W needed to reach `rate_bps` over `bandwidth_hz` (inverse Shannon):
+/// `P = (N0·B/g)·(2^{r/B} − 1)`.
+///
+/// ```
+/// use edgeplan::cost::radio::{shannon_rate_bps, tx_power_for_rate_w};
+/// let r = shannon_rate_bps(1e6, 0.2, 1e-10, 4e-21);
+/// assert!((tx_power_for_rate_w(r, 1e6, 1e-10, 4e-21) - 0.2).abs() < 1e-9);
+/// ```
+pub fn tx_power_for_rate_w(
+    rate_bps: f64,
+    bandwidth_hz: f64,
+    channel_gain: f64,
+    noise_psd_w_per_hz: f64,
+) -> f64 {
+    if rate_bps <= 0.0 {
+        return 0.0;
+    }
+    if bandwidth_hz <= 0.0 || channel_gain <= 0.0 {
+        return f64::INFINITY;
+    }
+    noise_psd_w_per_hz * bandwidth_hz / channel_gain * ((rate_bps / bandwidth_hz).exp2() - 1.0)
+}

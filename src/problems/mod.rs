@@ -15,6 +15,7 @@
 
 pub mod kv_split;
 pub mod moe_placement;
+pub mod offloading;
 pub mod pipeline;
 pub mod split_finetune;
 pub mod token_radio;
@@ -308,15 +309,17 @@ static SPLIT_FINETUNE: Adapter<split_finetune::SplitFinetune> = Adapter(std::mar
 static TOKEN_RADIO: Adapter<token_radio::TokenRadio> = Adapter(std::marker::PhantomData);
 static MOE_PLACEMENT: Adapter<moe_placement::MoePlacement> = Adapter(std::marker::PhantomData);
 static KV_SPLIT: Adapter<kv_split::KvSplit> = Adapter(std::marker::PhantomData);
+static OFFLOADING: Adapter<offloading::Offloading> = Adapter(std::marker::PhantomData);
 
-/// Every registered family.
+/// Every registered family, in the order the issues introduced them.
 pub fn families() -> Vec<&'static dyn DynFamily> {
     vec![
         &PIPELINE,
         &SPLIT_FINETUNE,
-        &TOKEN_RADIO,
-        &MOE_PLACEMENT,
         &KV_SPLIT,
+        &MOE_PLACEMENT,
+        &TOKEN_RADIO,
+        &OFFLOADING,
     ]
 }
 

@@ -1,0 +1,336 @@
+//! # Family `offloading`: energy-efficient offloading of LLM work from devices to the edge
+//!
+//! Seeds: survey 000 §III (0.7 J/token for a 7B model on a phone; battery limits) and §VII-A (green
+//! end-edge cooperation: minimise device or total energy, small models on devices, large ones on the
+//! server); survey 003 §4 (resource-efficient inference) and §10.1 (green edge LLM: device energy for
+//! battery-limited users, total energy for the operator, accuracy requirements). Anchor: You, Huang,
+//! Chae, Kim, "Energy-efficient resource allocation for mobile-edge computation offloading", IEEE
+//! TWC 2017 (TDMA partial offloading, convex, threshold policy); Neurosurgeon (per-device best split).
+//!
+//! ## Sets
+//! Devices `k ∈ K`, each with one task; modes `m ∈ M_k` of device `k`:
+//! - a **data-partitionable task** (You et al.) has one mode, `partial`, with offloaded bits
+//!   `ℓ_k ∈ [m_k⁺, R_k]`, `m_k⁺ = max(0, R_k − f^max_k D_k / C_k)`;
+//! - an **LLM request** (catalog model, prompt `P` and generated `G` tokens) has the modes `local`,
+//!   `offload` (all layers on the server), `split@s` (layers `[0,s)` on the device, `[s,L)` on the
+//!   server), and optionally `small` (a smaller on-device model with its own accuracy). Each LLM mode
+//!   uploads a fixed number of bits `ℓ_k = b_{k,m}`.
+//!
+//! ## Parameters (units)
+//! TDMA uplink: bandwidth `B` Hz, frame `T` s, noise PSD `N0` W/Hz; per device: weight `β_k > 0`,
+//! deadline `D_k` s (default `T`), channel power gain `g_k`, optional maximum transmit power
+//! `P^max_k` W (rate cap `r^max_k = B log2(1 + P^max g/(N0 B))`). Server: compute seconds per frame
+//! `F` (default ∞), speed `f_s` cycles/s and energy per cycle `e_s` J for partitionable tasks, a
+//! catalog card for LLM layers, weight `β_s` (objective `total_energy`).
+//! LLM per-layer costs come from the cost model: `cost::layer_table` for a prefill of `P` tokens and
+//! `G` decode steps at the mean context `P + G/2`, `roofline::layer_time` on the device card and on
+//! the server card (time and energy, `cost::energy`), weights against device memory. Upload bits:
+//! `32·P` (token ids) for `offload`, the smashed activations `8·(o^{prefill}_{s−1} + G·o^{decode}_{s−1})`
+//! for `split@s`, 0 for `local`/`small`. Per mode: device energy `e_{k,m}` J and time `τ_{k,m}` s of
+//! the local layers, server time `w_{k,m}` s and energy `E^s_{k,m}` J of the server layers.
+//! Partitionable: `R_k` bits, `C_k` cycles/bit; local energy either fixed per cycle
+//! (`(R−ℓ)·C·P_k`, You et al.) or **DVFS**: the `(R−ℓ)C` cycles run at the lowest frequency meeting
+//! the deadline, `f = (R−ℓ)C/D ≤ f^max`, energy `κ f²` per cycle, i.e. `κ C³ (R−ℓ)³ / D²`.
+//! Server time `C ℓ / f_s`, server energy `e_s C ℓ`.
+//!
+//! ## Decisions
+//! Per device: mode `m_k` (split point), offloaded bits `ℓ_k` (partitionable), upload time
+//! `t_k ≥ 0` (TDMA share `t_k/T`); derived: transmit power `p_k = (N0 B/g_k)(2^{ℓ_k/(t_k B)} − 1)`,
+//! local frequency `f_k` (DVFS), server compute share `w_k/F`.
+//!
+//! ## Objective
+//! `min Σ_k β_k [ e_{k,m} + L_k(ℓ_k) + t_k (N0 B/g_k)(2^{ℓ_k/(t_k B)} − 1) ] + β_s Σ_k E^s_k`
+//! with `β_s = 0` for `device_energy` and the server weight for `total_energy`. With
+//! `min_accuracy` set, modes below the floor are excluded (energy subject to an accuracy floor).
+//!
+//! ## Constraints
+//! - spectrum (TDMA): `Σ_k t_k ≤ T`;
+//! - server capacity: `Σ_k w_k(ℓ_k) ≤ F`;
+//! - deadline: LLM `τ_{k,m} + t_k + w_{k,m} ≤ D_k` and `t_k ≤ T`; partitionable `t_k ≤ min(D_k, T)`
+//!   with local computing in parallel over `D_k` (You et al.; server time not in the deadline);
+//! - power: `ℓ_k ≤ r^max_k t_k`; frequency: `ℓ_k ≥ m_k⁺`; memory: local layers' weights fit;
+//!   accuracy floor.
+//!
+//! ## Convexity (why the exact solver is exact)
+//! For fixed modes the problem is convex: `φ(x) = (N0 B/g)(2^{x/B} − 1)` is convex, so the transmit
+//! energy `t·φ(ℓ/t)` is its perspective, jointly convex in `(ℓ, t)` for `t > 0`; `L_k` is linear or
+//! `c (R − ℓ)³` (convex on `ℓ ≤ R`); the server terms are linear; every constraint is linear.
+//! Slater's condition holds when some point is strictly feasible, so strong duality holds for the
+//! Lagrangian relaxation of the two coupling rows with multipliers `λ` (frame) and `μ` (server):
+//! `g(λ,μ) = Σ_k min_{m,ℓ,t} [obj_k + λ t + μ w] − λT − μF`. Per device and mode: for given `ℓ`
+//! the best `t` has spectral efficiency `x* = ℓ/(tB)` solving `2^x(x ln2 − 1) + 1 = λ/(β a)`,
+//! `a = N0B/g`, i.e. `x* ln2 = 1 + W0((λ/(βa) − 1)/e)` (Lambert W), clipped to the rate cap and to
+//! `t ≤ t^max`; the remaining 1-D convex function of `ℓ` is minimised by bisection on its derivative.
+//! With a fixed energy per cycle and no caps, the per-bit cost is constant, which gives You et al.'s
+//! threshold structure (offload all of `R_k` iff the priority `β_k a_k (φ ln φ − φ + 1)`,
+//! `φ = P_k C_k B/(a_k ln 2)`, exceeds `λ*`). `g` is concave; it is maximised by nested bisection
+//! on `λ` (subgradient `T − Σt`) inside bisection on `μ` (subgradient `F − Σw`). The primal point
+//! is the convex combination of the responses at the two ends of each bracket that makes the
+//! coupling rows tight; it is feasible and, by convexity, costs at most the same combination of
+//! their values, so `primal − g` is a certified gap that shrinks with the bracket.
+//!
+//! Mode choice: modes couple only through the two budgets. `g(λ,μ)` over all modes is still a valid
+//! lower bound (weak duality); the exact solver recovers a primal by fixing the modes of the
+//! responses and solving the convex fixed-mode problem, and closes any remaining gap by branch and
+//! bound on the modes of the devices whose response flips inside the final bracket (each node is the
+//! same dual on restricted mode sets). It reports `optimal` only when `primal − bound ≤ tol·primal`
+//! (`mip_rel_gap`, default 1e-6; the 1-D solves are bisections to ~1e-13 relative).
+//!
+//! ## Simplifications (stated)
+//! - TDMA only: OFDMA bandwidth sharing (transmit energy `τ W (2^{ℓ/(τW)} − 1) N0/g`, also a
+//!   perspective, convex) is **not built**; the slot order inside the frame is not modelled (each
+//!   device's deadline bounds its slot length, not its position, as in You et al.).
+//! - Downlink of generated tokens and per-token round trips of split decoding are not costed;
+//!   the server runs each offloaded request at full speed (time `w`), sharing by time (`Σw ≤ F`),
+//!   with no queueing delay in the deadline.
+//! - LLM device compute runs at the card's roofline speed (no DVFS for LLM layers); DVFS is modelled
+//!   for partitionable tasks.
+//! - The accuracy floor is per request (a mode filter), not an average over requests.
+//!
+//! ## Solvers (one file each)
+//! `exact` (dual bisection + branch and bound on modes, certified gap), `gradient` (projected
+//! subgradient ascent on (λ, μ), primal by the fixed-mode convex solve), `threshold` (You et al.'s
+//! closed-form policy, classic instances only), `neurosurgeon` (per-device best mode ignoring the
+//! coupling, then shares), `all-local`, `all-offload` (baselines), `brute-force` (mode enumeration ×
+//! a time grid, tiny instances).
+
+#![allow(clippy::needless_range_loop)]
+
+pub mod baselines;
+pub mod brute_force;
+pub mod cost;
+pub mod exact;
+pub mod generate;
+pub mod gradient;
+pub mod instance;
+pub mod threshold;
+
+pub use cost::{Point, Prepared};
+pub use instance::*;
+
+use crate::catalog::Catalog;
+use crate::error::Result;
+use crate::solve::{Evaluation, Family, Sense, Solver};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// The family marker.
+pub struct Offloading;
+
+/// One device's decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceDecision {
+    pub device: String,
+    /// `partial`, `local`, `offload`, `split@s`, `small`.
+    pub mode: String,
+    /// Offloaded bits ℓ_k.
+    pub offloaded_bits: f64,
+    /// Upload (TDMA slot) time t_k, s.
+    pub tx_time_s: f64,
+}
+
+/// A solution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OffloadingSolution {
+    pub devices: Vec<DeviceDecision>,
+}
+
+impl OffloadingSolution {
+    pub fn from_points(p: &Prepared, pts: &[Point]) -> Self {
+        OffloadingSolution {
+            devices: pts
+                .iter()
+                .enumerate()
+                .map(|(k, x)| DeviceDecision {
+                    device: p.devs[k].name.clone(),
+                    mode: p.devs[k].modes[x.mode].label.clone(),
+                    offloaded_bits: x.l,
+                    tx_time_s: x.t,
+                })
+                .collect(),
+        }
+    }
+}
+
+fn bad(msg: String) -> Evaluation {
+    Evaluation {
+        feasible: false,
+        objective: f64::NAN,
+        violations: vec![msg],
+        metrics: serde_json::Value::Null,
+    }
+}
+
+const FTOL: f64 = 1e-9;
+
+/// Checks a decision against every constraint and computes the objective (independent of solvers).
+pub fn evaluate(p: &Prepared, sol: &OffloadingSolution) -> Evaluation {
+    if sol.devices.len() != p.k() {
+        return bad(format!(
+            "{} decisions for {} devices",
+            sol.devices.len(),
+            p.k()
+        ));
+    }
+    let mut v = vec![];
+    let mut pts = vec![];
+    let mut rows = vec![];
+    let (mut st, mut sw, mut dev_j, mut srv_j) = (0.0, 0.0, 0.0, 0.0);
+    for (k, (d, x)) in p.devs.iter().zip(&sol.devices).enumerate() {
+        if x.device != d.name {
+            return bad(format!(
+                "decision {k} is for '{}', expected '{}'",
+                x.device, d.name
+            ));
+        }
+        let Some(mi) = d.modes.iter().position(|m| m.label == x.mode) else {
+            return bad(format!("{}: unknown mode '{}'", d.name, x.mode));
+        };
+        let m = &d.modes[mi];
+        if let Err(e) = &m.allowed {
+            v.push(format!("{}: mode {} not allowed: {e}", d.name, m.label));
+        }
+        let (l, t) = (x.offloaded_bits, x.tx_time_s);
+        if !l.is_finite() || !t.is_finite() || t < 0.0 {
+            return bad(format!(
+                "{}: offloaded_bits / tx_time_s must be finite, t ≥ 0",
+                d.name
+            ));
+        }
+        let sc = m.hi.max(1.0);
+        if l < m.lo - FTOL * sc || l > m.hi + FTOL * sc {
+            v.push(format!(
+                "{}: offloaded bits {l} outside [{}, {}]",
+                d.name, m.lo, m.hi
+            ));
+        }
+        if l > 0.0 && t <= 0.0 {
+            v.push(format!("{}: bits offloaded with zero upload time", d.name));
+        }
+        if l > d.rmax * t * (1.0 + FTOL) + FTOL {
+            v.push(format!(
+                "{}: rate {} bit/s above the power-limited rate {}",
+                d.name,
+                l / t,
+                d.rmax
+            ));
+        }
+        let pt = Point { mode: mi, l, t };
+        let b = p.breakdown(k, &pt);
+        let latency = if m.deadline_includes_server {
+            m.tau_loc + t + b.server_s
+        } else {
+            t.max(d.deadline)
+        };
+        if t > p.frame_s.min(d.deadline) * (1.0 + FTOL) + FTOL * 1e-3
+            || latency > d.deadline * (1.0 + FTOL) + 1e-12
+        {
+            v.push(format!(
+                "{}: deadline {} s missed (latency {latency} s, slot {t} s)",
+                d.name, d.deadline
+            ));
+        }
+        st += t;
+        sw += b.server_s;
+        dev_j += b.local_j + b.tx_j;
+        srv_j += b.server_j;
+        let freq = if m.cycles_per_bit > 0.0 {
+            Some((m.total_bits - l).max(0.0) * m.cycles_per_bit / d.deadline)
+        } else {
+            None
+        };
+        rows.push(json!({
+            "device": d.name,
+            "mode": m.label,
+            "split": m.split,
+            "offloaded_bits": l,
+            "tx_time_s": t,
+            "tx_power_w": b.tx_power_w,
+            "local_energy_j": b.local_j,
+            "tx_energy_j": b.tx_j,
+            "device_energy_j": b.local_j + b.tx_j,
+            "server_time_s": b.server_s,
+            "server_energy_j": b.server_j,
+            "latency_s": latency,
+            "local_cycles_per_s": freq,
+            "accuracy": m.accuracy,
+        }));
+        if let Some(pm) = d.pmax {
+            if b.tx_power_w > pm * (1.0 + 1e-6) {
+                v.push(format!(
+                    "{}: transmit power {} W above {pm} W",
+                    d.name, b.tx_power_w
+                ));
+            }
+        }
+        pts.push(pt);
+    }
+    if st > p.frame_s * (1.0 + FTOL) {
+        v.push(format!("TDMA frame: Σ t = {st} s > T = {} s", p.frame_s));
+    }
+    if sw > p.capacity_s * (1.0 + FTOL) {
+        v.push(format!(
+            "server capacity: Σ w = {sw} s > F = {} s",
+            p.capacity_s
+        ));
+    }
+    let objective = p.objective(&pts);
+    if !objective.is_finite() {
+        v.push("objective is not finite".into());
+    }
+    Evaluation {
+        feasible: v.is_empty(),
+        objective,
+        violations: v,
+        metrics: json!({
+            "objective_kind": p.objective,
+            "device_energy_j": dev_j,
+            "server_energy_j": srv_j,
+            "frame_used_s": st,
+            "server_time_s": sw,
+            "devices": rows,
+        }),
+    }
+}
+
+/// Relative tolerance of the exact solvers: `mip_rel_gap` or 1e-6.
+pub fn tolerance(o: &crate::solve::SolveOptions) -> f64 {
+    o.mip_rel_gap.unwrap_or(1e-6).max(1e-12)
+}
+
+impl Family for Offloading {
+    const NAME: &'static str = "offloading";
+    type Instance = OffloadingInstance;
+    type Prepared = Prepared;
+    type Solution = OffloadingSolution;
+
+    fn prepare(instance: &OffloadingInstance, catalog: &Catalog) -> Result<Prepared> {
+        instance.prepare(catalog)
+    }
+    fn sense(_: &Prepared) -> Sense {
+        Sense::Minimize
+    }
+    fn evaluate(p: &Prepared, s: &OffloadingSolution) -> Evaluation {
+        evaluate(p, s)
+    }
+    fn solvers() -> Vec<Box<dyn Solver<Self>>> {
+        vec![
+            Box::new(exact::Exact),
+            Box::new(gradient::DualAscent),
+            Box::new(threshold::Threshold),
+            Box::new(baselines::Neurosurgeon),
+            Box::new(baselines::AllLocal),
+            Box::new(baselines::AllOffload),
+            Box::new(brute_force::BruteForce),
+        ]
+    }
+    fn auto_solver(_: &Prepared) -> &'static str {
+        "exact"
+    }
+    fn generate(size: &str, seed: u64) -> Result<OffloadingInstance> {
+        generate::generate(size, seed)
+    }
+}
