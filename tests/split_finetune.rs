@@ -143,6 +143,7 @@ fn random_instance(rng: &mut ChaCha8Rng, shared: bool) -> SplitFinetuneInstance 
         min_trainable_fraction: rng.random_bool(0.3).then(|| rng.random_range(0.0..0.8)),
         objective,
         baseline_cut: None,
+        decisions: Decisions::Common,
     }
 }
 
@@ -151,6 +152,7 @@ fn set_deadline(rng: &mut ChaCha8Rng, inst: &mut SplitFinetuneInstance) {
     if let Objective::Energy { .. } = inst.objective {
         let mut t = inst.clone();
         t.objective = Objective::TotalTime;
+        t.decisions = Decisions::Common;
         let r = run(&prep(&t), "exact");
         let base = r.objective.unwrap_or(1.0);
         inst.objective = Objective::Energy {
@@ -301,6 +303,7 @@ fn fully_frozen_client_uploads_smashed_data_once() {
         server_freeze: 0.0,
         bandwidth_hz: vec![],
         later_bandwidth_hz: None,
+        per_client: None,
     };
     let m = metrics(&p, &frozen);
     let rounds = m["rounds"].as_f64().unwrap();
@@ -494,6 +497,7 @@ fn bad_input_errors_carry_paths() {
             server_freeze: 0.0,
             bandwidth_hz: vec![],
             later_bandwidth_hz: None,
+            per_client: None,
         },
     );
     assert!(!e.feasible);
@@ -520,4 +524,284 @@ fn shared_bandwidth_allocation_is_checked() {
     assert!(!SplitFinetune::evaluate(&p, &sol).feasible);
     sol.bandwidth_hz.push(1.0);
     assert!(!SplitFinetune::evaluate(&p, &sol).feasible);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-client decisions
+
+fn run_with(p: &Prepared, name: &str, opts: &SolveOptions) -> R {
+    let s = solve::find_solver::<SplitFinetune>(p, name).unwrap();
+    solve::run::<SplitFinetune>(p, s.as_ref(), opts, &mut NoObserver, StopFlag::new()).unwrap()
+}
+
+fn tight() -> SolveOptions {
+    SolveOptions {
+        mip_rel_gap: Some(1e-9),
+        ..SolveOptions::default()
+    }
+}
+
+/// A random small per-client instance: heterogeneous clients, few cuts and levels.
+fn random_per_client(
+    rng: &mut ChaCha8Rng,
+    shared: bool,
+    objective: Objective,
+) -> SplitFinetuneInstance {
+    let mut inst = random_instance(rng, shared);
+    inst.decisions = Decisions::PerClient;
+    inst.objective = objective;
+    let ncuts = if shared { 2 } else { 3 };
+    let mut cuts: Vec<usize> = (0..rng.random_range(1..=ncuts))
+        .map(|_| rng.random_range(0..12))
+        .collect();
+    cuts.sort();
+    cuts.dedup();
+    inst.cuts = Some(cuts);
+    let lv = |rng: &mut ChaCha8Rng, n: usize| -> Vec<f64> {
+        let mut v: Vec<f64> = (0..rng.random_range(1..=n))
+            .map(|_| (rng.random_range(0..=4) as f64) / 4.0)
+            .collect();
+        v.push(1.0);
+        v
+    };
+    inst.client_freeze_levels = Some(lv(rng, if shared { 1 } else { 2 }));
+    inst.server_freeze_levels = Some(lv(rng, 1));
+    if shared {
+        inst.clients.truncate(2);
+    } else {
+        inst.clients.truncate(3);
+    }
+    inst
+}
+
+fn common_of(inst: &SplitFinetuneInstance) -> SplitFinetuneInstance {
+    let mut c = inst.clone();
+    c.decisions = Decisions::Common;
+    c
+}
+
+#[test]
+fn milp_matches_per_client_brute_force() {
+    let mut rng = ChaCha8Rng::seed_from_u64(41);
+    let (mut compared, mut strictly_better) = (0, 0);
+    for i in 0..150 {
+        let shared = i % 5 == 4;
+        let inst = random_per_client(&mut rng, shared, Objective::RoundLatency);
+        let p = prep(&inst);
+        let m = run_with(&p, "milp", &tight());
+        let b = run(&p, "per-client-brute-force");
+        let c = run(&prep(&common_of(&inst)), "exact");
+        match (m.objective, b.objective) {
+            (Some(x), Some(y)) => {
+                compared += 1;
+                assert_eq!(
+                    m.status.termination,
+                    Termination::Optimal,
+                    "{i}: {:?}",
+                    m.notes
+                );
+                assert_eq!(b.status.termination, Termination::Optimal, "{i}");
+                let tol = if shared { 1e-6 } else { 1e-9 };
+                assert!(rel(x, y) < tol, "instance {i}: milp {x} brute {y}");
+                // per-client decisions relax the common ones
+                if let Some(z) = c.objective {
+                    assert!(
+                        y <= z * (1.0 + 1e-9),
+                        "instance {i}: per-client {y} > common {z}"
+                    );
+                    if y < z * (1.0 - 1e-6) {
+                        strictly_better += 1;
+                    }
+                }
+                // the descent lies between them
+                let d = run(&p, "per-client-descent");
+                if let Some(d) = d.objective {
+                    assert!(d >= y * (1.0 - 1e-9), "instance {i}: descent {d} < {y}");
+                    if let Some(z) = c.objective {
+                        assert!(d <= z * (1.0 + 1e-9), "instance {i}: descent {d} > {z}");
+                    }
+                }
+            }
+            (None, None) => {
+                assert_eq!(m.status.termination, Termination::Infeasible, "{i}");
+                assert_eq!(b.status.termination, Termination::Infeasible, "{i}");
+                assert!(
+                    c.objective.is_none(),
+                    "{i}: common feasible, per-client not"
+                );
+            }
+            (x, y) => panic!("instance {i}: milp {x:?} brute {y:?} ({:?})", m.notes),
+        }
+        if i % 15 == 0 {
+            check_all_solvers_evaluate(&p);
+        }
+    }
+    assert!(compared >= 100, "only {compared} compared");
+    assert!(strictly_better > 0, "per-client never beat common");
+}
+
+#[test]
+fn per_client_brute_force_relaxes_common_for_every_objective() {
+    let mut rng = ChaCha8Rng::seed_from_u64(43);
+    let mut compared = 0;
+    for i in 0..40 {
+        let shared = i % 4 == 3;
+        let obj = if i % 2 == 0 {
+            Objective::TotalTime
+        } else {
+            Objective::Energy { deadline_s: 1.0 }
+        };
+        let mut inst = random_per_client(&mut rng, shared, obj);
+        set_deadline(&mut rng, &mut inst);
+        let p = prep(&inst);
+        let b = run(&p, "per-client-brute-force");
+        let c = run(&prep(&common_of(&inst)), "exact");
+        let d = run(&p, "per-client-descent");
+        if let Some(z) = c.objective {
+            let y = b.objective.expect("common feasible => per-client feasible");
+            assert!(y <= z * (1.0 + 1e-9), "instance {i}: {y} > {z}");
+            let dd = d.objective.expect("descent starts from the common optimum");
+            assert!(
+                dd <= z * (1.0 + 1e-9) && dd >= y * (1.0 - 1e-9),
+                "{i}: {dd}"
+            );
+            compared += 1;
+        }
+        if i % 10 == 0 {
+            check_all_solvers_evaluate(&p);
+        }
+    }
+    assert!(compared > 15, "only {compared}");
+}
+
+#[test]
+fn per_client_more_bandwidth_or_memory_never_worse() {
+    let mut rng = ChaCha8Rng::seed_from_u64(47);
+    for i in 0..40 {
+        let inst = random_per_client(&mut rng, i % 4 == 3, Objective::RoundLatency);
+        let base = run_with(&prep(&inst), "milp", &tight()).objective;
+        let mut more = inst.clone();
+        if let Some(b) = &mut more.bandwidth_hz {
+            *b *= 2.0;
+        }
+        for c in &mut more.clients {
+            c.uplink_bps = c.uplink_bps.map(|x| x * 2.0);
+            c.memory_bytes = c.memory_bytes.map(|x| x * 3.0);
+        }
+        more.server.memory_bytes = more.server.memory_bytes.map(|x| x * 3.0);
+        let o = run_with(&prep(&more), "milp", &tight()).objective;
+        if let Some(b) = base {
+            let o = o.unwrap_or_else(|| panic!("{i}: more made it infeasible"));
+            assert!(o <= b * (1.0 + 1e-6), "instance {i}: {o} > {b}");
+        }
+    }
+}
+
+#[test]
+fn per_client_solutions_are_checked() {
+    let mut inst = load("llama2-7b-8phones.json");
+    inst.objective = Objective::RoundLatency;
+    inst.min_trainable_fraction = Some(0.5);
+    let common = prep(&inst);
+    inst.decisions = Decisions::PerClient;
+    let p = prep(&inst);
+    // common solvers that prove optimality do not apply; per-client solvers need per_client
+    assert!(solvers_support(&p, "exact").is_err());
+    assert!(solvers_support(&common, "milp").is_err());
+    assert!(solvers_support(&common, "per-client-descent").is_err());
+    let mut tt = inst.clone();
+    tt.objective = Objective::TotalTime;
+    let err = solvers_support(&prep(&tt), "milp").unwrap_err();
+    assert!(err.contains("round_latency"), "{err}");
+    let r = run(&p, "milp");
+    assert_eq!(r.status.termination, Termination::Optimal, "{:?}", r.notes);
+    let sol = r.solution.unwrap();
+    // JSON round trip; a common solution carries no per_client field
+    let j = serde_json::to_value(&sol).unwrap();
+    let back: SplitFinetuneSolution = serde_json::from_value(j).unwrap();
+    assert_eq!(back, sol);
+    let c = run(&common, "exact").solution.unwrap();
+    assert!(serde_json::to_value(&c)
+        .unwrap()
+        .get("per_client")
+        .is_none());
+    assert!(SplitFinetune::evaluate(&p, &c).feasible);
+    // a per-client vector of the wrong length, on a common instance, or with a wrong summary
+    let pc = vec![
+        ClientDecision {
+            cut: 2,
+            client_freeze: 0.0
+        };
+        8
+    ];
+    let mut s = SplitFinetuneSolution {
+        cut: 2,
+        client_freeze: 0.0,
+        server_freeze: 0.0,
+        bandwidth_hz: vec![],
+        later_bandwidth_hz: None,
+        per_client: Some(pc[..7].to_vec()),
+    };
+    assert!(!SplitFinetune::evaluate(&p, &s).feasible);
+    let mut pc2 = pc.clone();
+    pc2[3].cut = 4;
+    s.per_client = Some(pc2.clone());
+    assert!(SplitFinetune::evaluate(&p, &s).feasible);
+    assert!(!SplitFinetune::evaluate(&common, &s).feasible);
+    s.cut = 4;
+    assert!(!SplitFinetune::evaluate(&p, &s).feasible);
+    // every client on its own cut: metrics per client
+    let m = SplitFinetune::evaluate(
+        &p,
+        &SplitFinetuneSolution {
+            cut: 2,
+            ..s.clone()
+        },
+    )
+    .metrics;
+    assert_eq!(m["clients"][3]["cut"], 4);
+    assert_eq!(m["clients"][0]["cut"], 2);
+}
+
+fn solvers_support(p: &Prepared, name: &str) -> Result<(), String> {
+    solve::find_solver::<SplitFinetune>(p, name)
+        .unwrap()
+        .supports(p)
+}
+
+#[test]
+fn per_client_server_memory_holds_the_union_of_server_rows() {
+    let mut inst = load("llama2-7b-8phones.json");
+    inst.decisions = Decisions::PerClient;
+    let p = prep(&inst);
+    let at = |cuts: &[usize]| -> serde_json::Value {
+        let per: Vec<ClientDecision> = cuts
+            .iter()
+            .map(|&c| ClientDecision {
+                cut: c,
+                client_freeze: 0.0,
+            })
+            .collect();
+        let min = *cuts.iter().min().unwrap();
+        let sol = SplitFinetuneSolution {
+            cut: min,
+            client_freeze: 0.0,
+            server_freeze: 0.0,
+            bandwidth_hz: vec![],
+            later_bandwidth_hz: None,
+            per_client: Some(per),
+        };
+        metrics(&p, &sol)
+    };
+    let all2 = at(&[2; 8]);
+    let all4 = at(&[4; 8]);
+    let mixed = at(&[2, 2, 2, 2, 4, 4, 4, 4]);
+    let mem = |m: &serde_json::Value| m["server_memory_bytes"].as_f64().unwrap();
+    let srv = |m: &serde_json::Value| m["server_round_s"].as_f64().unwrap();
+    // the server holds the rows from the smallest cut on: as much as with every cut at 2
+    assert!(rel(mem(&mixed), mem(&all2)) < 1e-12);
+    assert!(mem(&all4) < mem(&all2));
+    // and works through each client's batches from its own cut: between the two
+    assert!(srv(&all4) < srv(&mixed) && srv(&mixed) < srv(&all2));
+    assert!(rel(srv(&mixed), 0.5 * (srv(&all2) + srv(&all4))) < 1e-9);
 }

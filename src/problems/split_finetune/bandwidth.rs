@@ -12,7 +12,7 @@
 //!   head's tensors): the best energy of a phase is convex in its deadline, so the split of the
 //!   deadline between the first round and the later rounds is found by golden-section search.
 
-use super::cost::{Combo, Phase, Prepared, Value};
+use super::cost::{Combo, Phase, PhaseClient, Prepared, Value};
 use super::instance::Objective;
 
 const ITERS: usize = 200;
@@ -45,16 +45,33 @@ fn total_hz(p: &Prepared) -> f64 {
     p.bandwidth.map_or(0.0, |b| b.total_hz)
 }
 
+/// Least bandwidth meeting client `k`'s per-round energy budget in a phase (0 without a budget;
+/// `None` if the budget cannot be met within `B`); the transmit energy decreases in `b`.
+pub fn energy_floor(p: &Prepared, k: usize, pc: &PhaseClient) -> Option<f64> {
+    match p.clients[k].energy_budget_j {
+        None => Some(0.0),
+        Some(bud) => invert(|b| p.client_j(k, pc, b), 0.0, total_hz(p), bud),
+    }
+}
+
+/// Least bandwidth `≥ floor` with which client `k` finishes its phase part within `client_s`
+/// (`None` if impossible within `B`).
+pub fn least_bandwidth(
+    p: &Prepared,
+    k: usize,
+    pc: &PhaseClient,
+    floor: f64,
+    client_s: f64,
+) -> Option<f64> {
+    invert(|b| p.client_s(k, pc, b), floor, total_hz(p), client_s)
+}
+
 /// Per-client floors from the per-round energy budgets (`None` if a budget cannot be met).
 fn energy_floors(p: &Prepared, ph: &Phase) -> Option<Vec<f64>> {
-    let bt = total_hz(p);
     ph.clients
         .iter()
         .enumerate()
-        .map(|(k, pc)| match p.clients[k].energy_budget_j {
-            None => Some(0.0),
-            Some(bud) => invert(|b| p.client_j(k, pc, b), 0.0, bt, bud),
-        })
+        .map(|(k, pc)| energy_floor(p, k, pc))
         .collect()
 }
 
@@ -64,7 +81,7 @@ fn needs(p: &Prepared, ph: &Phase, floors: &[f64], client_s: f64) -> Option<Vec<
     let mut v = Vec::with_capacity(floors.len());
     let mut sum = 0.0;
     for (k, pc) in ph.clients.iter().enumerate() {
-        let b = invert(|b| p.client_s(k, pc, b), floors[k], bt, client_s)?;
+        let b = least_bandwidth(p, k, pc, floors[k], client_s)?;
         sum += b;
         v.push(b);
     }
@@ -208,7 +225,7 @@ pub fn solve_combo(p: &Prepared, c: &Combo) -> Option<(Vec<f64>, Vec<f64>, Value
         return v.feasible.then_some((vec![], vec![], v));
     }
     let w = (c.rounds - 1.0).max(0.0);
-    let same = c.shape.client_trains;
+    let same = c.all_train;
     let (a1, a2) = match p.objective {
         Objective::TotalTime | Objective::RoundLatency => {
             let (a1, _) = min_max(p, &c.first)?;

@@ -45,6 +45,7 @@ impl Solver<SplitFinetune> for BruteForce {
         "every choice; shared bandwidth by a grid over the split (<= 2 parallel clients; for tests)"
     }
     fn supports(&self, p: &Prepared) -> std::result::Result<(), String> {
+        super::solvers::common_only(p)?;
         if p.has_allocation() && p.num_clients() > MAX_GRID_CLIENTS {
             return Err(format!(
                 "the bandwidth grid handles at most {MAX_GRID_CLIENTS} parallel clients"
@@ -107,7 +108,7 @@ impl Solver<SplitFinetune> for BruteForce {
                     }
                 }
                 Objective::Energy { .. } => {
-                    if c.shape.client_trains {
+                    if c.all_train {
                         for a in grid(p, 4000) {
                             consider(&a, &a, &mut best);
                         }

@@ -118,6 +118,8 @@ pub struct Prepared {
     pub client_weight: f64,
     pub objective: Objective,
     pub baseline_cut: usize,
+    /// Each client picks its own cut and client level (`decisions: per_client`).
+    pub per_client: bool,
 }
 
 /// A discrete choice: cut (blocks on the client) and freezing-level indices.
@@ -186,17 +188,42 @@ impl Phase {
 /// Everything about a discrete choice that does not depend on bandwidth.
 #[derive(Debug, Clone)]
 pub struct Combo {
-    pub choice: Choice,
-    pub shape: Shape,
+    /// Client `k`'s choice (all equal under common decisions; one server level for all).
+    pub choices: Vec<Choice>,
+    /// The shape of client `k`'s stream of micro-batches (its cut and client level, the server level).
+    pub shapes: Vec<Shape>,
+    /// Micro-batch-weighted mean of the streams' trainable fractions `φ_k`.
+    pub phi: f64,
+    /// Micro-batch-weighted mean of the streams' client trainable fractions.
+    pub phi_client: f64,
+    /// `(1 − w)·φ + w·φ_client`, the argument of the convergence model.
+    pub phi_eff: f64,
+    /// Every client trains a block (the later rounds equal the first).
+    pub all_train: bool,
     pub rounds: f64,
     /// First round.
     pub first: Phase,
-    /// Rounds 2..R (differs only when the client side is fully frozen).
+    /// Rounds 2..R (differs only for fully frozen clients).
     pub later: Phase,
     pub client_memory: Vec<f64>,
     pub server_memory: f64,
     /// Discrete violations (memory, trainable fraction).
     pub violations: Vec<String>,
+}
+
+/// Bandwidth-independent costs of one client's stream of micro-batches under its choice.
+#[derive(Debug, Clone, Copy)]
+pub struct Stream {
+    pub shape: Shape,
+    /// The client's part of the first round and of the later rounds.
+    pub first: PhaseClient,
+    pub later: PhaseClient,
+    /// Client memory, bytes.
+    pub memory: f64,
+    /// Server time of the client's micro-batches per round, s.
+    pub server_s: f64,
+    /// Smashed data the server caches for a fully frozen client, bytes (else 0).
+    pub cache_bytes: f64,
 }
 
 impl Prepared {
@@ -341,11 +368,11 @@ impl Prepared {
         .sum()
     }
 
-    fn client_rows(&self, cut: usize) -> std::ops::RangeInclusive<usize> {
+    pub fn client_rows(&self, cut: usize) -> std::ops::RangeInclusive<usize> {
         0..=cut
     }
 
-    fn server_rows(&self, cut: usize) -> std::ops::RangeInclusive<usize> {
+    pub fn server_rows(&self, cut: usize) -> std::ops::RangeInclusive<usize> {
         let last = if self.protocol == Protocol::UShaped {
             self.nb
         } else {
@@ -354,67 +381,41 @@ impl Prepared {
         cut + 1..=last
     }
 
-    /// All bandwidth-independent costs of a choice.
+    /// All bandwidth-independent costs of a common choice (every client takes `ch`).
     pub fn combo(&self, ch: Choice) -> Combo {
-        let s = self.shape(ch);
-        let u = self.protocol == Protocol::UShaped;
-        let head = self.nb + 1;
-        let smashed = self.out_bytes[ch.cut] * 8.0;
-        let top = self.out_bytes[self.nb] * 8.0; // last block's output (U-shaped)
-        let adapter_bits: f64 = if s.client_trains {
-            (s.client_frozen..ch.cut)
-                .map(|b| self.trainable[b + 1])
+        self.combo_of(&vec![ch; self.num_clients()])
+    }
+
+    /// All bandwidth-independent costs when client `k` takes `chs[k]` (one server level: every
+    /// `chs[k].sf` is equal). Client `k`'s micro-batches run rows `0..=c_k` on the client and the rest
+    /// on the server with the freezing of its own stream (`shape(chs[k])`); the server time is the sum
+    /// over all micro-batches of their server rows; the server memory holds the union of the
+    /// server-side rows (weights from the smallest cut on, adapter state of a row trained by any
+    /// stream), the activations of the most demanding stream (one micro-batch in flight), and the
+    /// cached smashed data of fully frozen clients.
+    pub fn combo_of(&self, chs: &[Choice]) -> Combo {
+        debug_assert_eq!(chs.len(), self.num_clients());
+        debug_assert!(chs.iter().all(|c| c.sf == chs[0].sf));
+        let streams: Vec<Stream> = (0..chs.len()).map(|k| self.stream(k, chs[k])).collect();
+        let shapes: Vec<Shape> = streams.iter().map(|s| s.shape).collect();
+        let first: Vec<PhaseClient> = streams.iter().map(|s| s.first).collect();
+        let later: Vec<PhaseClient> = streams.iter().map(|s| s.later).collect();
+        let client_memory: Vec<f64> = streams.iter().map(|s| s.memory).collect();
+        let server_s: f64 = streams.iter().map(|s| s.server_s).sum();
+        let cache_bytes: f64 = streams.iter().map(|s| s.cache_bytes).sum();
+        let server_memory = self.server_memory_of(&shapes) + cache_bytes;
+        let nsum: f64 = self.clients.iter().map(|c| c.batches).sum();
+        let wavg = |f: &dyn Fn(&Shape) -> f64| -> f64 {
+            self.clients
+                .iter()
+                .zip(&shapes)
+                .map(|(c, s)| c.batches * f(s))
                 .sum::<f64>()
-                * ADAPTER_BYTES_PER_PARAM
-                * 8.0
-        } else {
-            0.0
+                / nsum
         };
-        let (st, _) = self.rows_cost(&s, self.server_dev, self.server_rows(ch.cut));
-        let server_s: f64 = self.clients.iter().map(|c| c.batches).sum::<f64>() * st;
-        let mut first = vec![];
-        let mut later = vec![];
-        let mut client_memory = vec![];
-        for c in &self.clients {
-            let (bt, bj) = self.rows_cost(&s, c.dev, self.client_rows(ch.cut));
-            let (ht, hj) = if u {
-                self.rows_cost(&s, c.dev, std::iter::once(head))
-            } else {
-                (0.0, 0.0)
-            };
-            let n = c.batches;
-            let grad_down = if s.client_trains { smashed } else { 0.0 };
-            let (uu, ud) = if u { (top, top) } else { (0.0, 0.0) };
-            let f = PhaseClient {
-                compute_s: n * (bt + ht),
-                compute_j: n * (bj + hj),
-                up_bits: n * (smashed + uu) + adapter_bits,
-                down_bits: n * (grad_down + ud) + adapter_bits,
-                smashed_up_bits: n * smashed,
-            };
-            first.push(f);
-            later.push(if s.client_trains {
-                f
-            } else {
-                // Fully frozen bottom: its smashed data were uploaded once and are cached.
-                PhaseClient {
-                    compute_s: n * ht,
-                    compute_j: n * hj,
-                    up_bits: n * uu,
-                    down_bits: n * ud,
-                    smashed_up_bits: 0.0,
-                }
-            });
-            let mut m = self.rows_memory(&s, self.client_rows(ch.cut));
-            if u {
-                m += self.rows_memory(&s, std::iter::once(head));
-            }
-            client_memory.push(m);
-        }
-        let mut server_memory = self.rows_memory(&s, self.server_rows(ch.cut));
-        if !s.client_trains {
-            server_memory += self.clients.iter().map(|c| c.batches).sum::<f64>() * smashed / 8.0;
-        }
+        let phi = wavg(&|s| s.phi);
+        let phi_client = wavg(&|s| s.phi_client);
+        let phi_eff = (1.0 - self.client_weight) * phi + self.client_weight * phi_client;
         let mut violations = vec![];
         for (k, c) in self.clients.iter().enumerate() {
             if client_memory[k] > c.memory * (1.0 + 1e-12) {
@@ -430,18 +431,32 @@ impl Prepared {
                 self.server_memory
             ));
         }
-        if s.phi <= 0.0 {
+        if shapes.iter().all(|s| s.phi <= 0.0) {
             violations.push("nothing trains (trainable fraction 0)".into());
-        } else if s.phi < self.min_trainable - 1e-12 {
-            violations.push(format!(
-                "trainable fraction {:.4} below the minimum {:.4}",
-                s.phi, self.min_trainable
-            ));
+        } else {
+            for (k, s) in shapes.iter().enumerate() {
+                if s.phi <= 0.0 {
+                    violations.push(format!(
+                        "client '{}': nothing trains on its micro-batches",
+                        self.clients[k].name
+                    ));
+                }
+            }
+            if phi < self.min_trainable - 1e-12 {
+                violations.push(format!(
+                    "trainable fraction {phi:.4} below the minimum {:.4}",
+                    self.min_trainable
+                ));
+            }
         }
         Combo {
-            choice: ch,
-            shape: s,
-            rounds: self.convergence.rounds(s.phi_eff),
+            choices: chs.to_vec(),
+            all_train: shapes.iter().all(|s| s.client_trains),
+            shapes,
+            phi,
+            phi_client,
+            phi_eff,
+            rounds: self.convergence.rounds(phi_eff),
             first: Phase {
                 clients: first,
                 server_s,
@@ -454,6 +469,109 @@ impl Prepared {
             server_memory,
             violations,
         }
+    }
+
+    /// Client `k`'s stream under choice `ch`: its part of each round, memory, server time.
+    pub fn stream(&self, k: usize, ch: Choice) -> Stream {
+        let c = &self.clients[k];
+        let s = self.shape(ch);
+        let u = self.protocol == Protocol::UShaped;
+        let head = self.nb + 1;
+        let top = self.out_bytes[self.nb] * 8.0; // last block's output (U-shaped)
+        let smashed = self.out_bytes[ch.cut] * 8.0;
+        let (bt, bj) = self.rows_cost(&s, c.dev, self.client_rows(ch.cut));
+        let (ht, hj) = if u {
+            self.rows_cost(&s, c.dev, std::iter::once(head))
+        } else {
+            (0.0, 0.0)
+        };
+        let mut memory = self.rows_memory(&s, self.client_rows(ch.cut));
+        if u {
+            memory += self.rows_memory(&s, std::iter::once(head));
+        }
+        let (st, _) = self.rows_cost(&s, self.server_dev, self.server_rows(ch.cut));
+        let n = c.batches;
+        let adapter_bits: f64 = if s.client_trains {
+            (s.client_frozen..ch.cut)
+                .map(|b| self.trainable[b + 1])
+                .sum::<f64>()
+                * ADAPTER_BYTES_PER_PARAM
+                * 8.0
+        } else {
+            0.0
+        };
+        let grad_down = if s.client_trains { smashed } else { 0.0 };
+        let (uu, ud) = if u { (top, top) } else { (0.0, 0.0) };
+        let first = PhaseClient {
+            compute_s: n * (bt + ht),
+            compute_j: n * (bj + hj),
+            up_bits: n * (smashed + uu) + adapter_bits,
+            down_bits: n * (grad_down + ud) + adapter_bits,
+            smashed_up_bits: n * smashed,
+        };
+        let (later, cache_bytes) = if s.client_trains {
+            (first, 0.0)
+        } else {
+            // Fully frozen bottom: its smashed data were uploaded once and are cached.
+            (
+                PhaseClient {
+                    compute_s: n * ht,
+                    compute_j: n * hj,
+                    up_bits: n * uu,
+                    down_bits: n * ud,
+                    smashed_up_bits: 0.0,
+                },
+                n * smashed / 8.0,
+            )
+        };
+        Stream {
+            shape: s,
+            first,
+            later,
+            memory,
+            server_s: n * st,
+            cache_bytes,
+        }
+    }
+
+    /// Server rows of a stream with their backward modes.
+    pub fn server_row_modes<'a>(
+        &'a self,
+        s: &'a Shape,
+    ) -> impl Iterator<Item = (usize, Mode)> + 'a {
+        self.server_rows(s.cut).map(move |l| (l, self.mode(s, l)))
+    }
+
+    /// Activations a stream keeps on the server for one micro-batch, bytes.
+    pub fn server_act_bytes(&self, s: &Shape) -> f64 {
+        self.server_row_modes(s)
+            .filter(|&(_, m)| m != Mode::Fwd)
+            .map(|(l, _)| self.act_bytes[l])
+            .sum()
+    }
+
+    /// Server memory without cached smashed data: weights of every row some stream runs on the
+    /// server, adapter state of every row some stream trains there, and the largest stream's
+    /// activations.
+    pub fn server_memory_of(&self, shapes: &[Shape]) -> f64 {
+        let rows = self.nb + 2;
+        let mut held = vec![false; rows];
+        let mut trained = vec![false; rows];
+        let mut act: f64 = 0.0;
+        for s in shapes {
+            for (l, m) in self.server_row_modes(s) {
+                held[l] = true;
+                trained[l] |= m == Mode::Full;
+            }
+            act = act.max(self.server_act_bytes(s));
+        }
+        (0..rows)
+            .map(|l| {
+                (if held[l] { self.base_bytes[l] } else { 0.0 })
+                    + if trained[l] { self.state_bytes[l] } else { 0.0 }
+            })
+            .sum::<f64>()
+            + act
     }
 
     /// Bandwidth client `k` uses given an allocation (vanilla clients take turns on all of it).

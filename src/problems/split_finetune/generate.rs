@@ -99,5 +99,6 @@ pub fn generate(size: &str, seed: u64) -> Result<SplitFinetuneInstance> {
         min_trainable_fraction: None,
         objective: Objective::TotalTime,
         baseline_cut: None,
+        decisions: Decisions::Common,
     })
 }

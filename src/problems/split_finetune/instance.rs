@@ -73,6 +73,21 @@ pub struct SplitFinetuneInstance {
     /// Cut of the `splitlora` baseline (default: the admissible cut nearest L/4).
     #[serde(default)]
     pub baseline_cut: Option<usize>,
+    /// Whether all clients share the cut and the client freezing level (`common`, default) or each
+    /// client picks its own (`per_client`; the server level stays common).
+    #[serde(default)]
+    pub decisions: Decisions,
+}
+
+/// Who shares the cut and the client freezing level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Decisions {
+    /// One cut and one client level for every client.
+    #[default]
+    Common,
+    /// Client `k` picks its own cut `c_k` and client level `f_k`; the server level is common.
+    PerClient,
 }
 
 fn one_u() -> u64 {
@@ -513,6 +528,7 @@ impl SplitFinetuneInstance {
             client_weight,
             objective: self.objective,
             baseline_cut,
+            per_client: self.decisions == Decisions::PerClient,
         })
     }
 }

@@ -94,6 +94,8 @@ pub mod cost;
 pub mod generate;
 pub mod gradient;
 pub mod instance;
+pub mod milp;
+pub mod per_client;
 pub mod search;
 pub mod solvers;
 
@@ -114,11 +116,13 @@ pub struct SplitFinetune;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SplitFinetuneSolution {
-    /// Blocks on the client side.
+    /// Blocks on the client side (with `per_client`: the smallest client cut, where the server's
+    /// blocks start).
     pub cut: usize,
-    /// Client freezing ratio (one of `client_freeze_levels`).
+    /// Client freezing ratio (one of `client_freeze_levels`; with `per_client`: that of the first
+    /// client with the smallest cut).
     pub client_freeze: f64,
-    /// Server freezing ratio (one of `server_freeze_levels`).
+    /// Server freezing ratio (one of `server_freeze_levels`), common to all clients.
     pub server_freeze: f64,
     /// Bandwidth per client in round 1, Hz (shared bandwidth with a parallel protocol; else empty).
     #[serde(default)]
@@ -126,6 +130,43 @@ pub struct SplitFinetuneSolution {
     /// Bandwidth per client in rounds 2..R, Hz (absent: as in round 1).
     #[serde(default)]
     pub later_bandwidth_hz: Option<Vec<f64>>,
+    /// Per-client decisions, one per client in instance order (instances with
+    /// `"decisions": "per_client"`); absent: every client takes `cut` and `client_freeze`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_client: Option<Vec<ClientDecision>>,
+}
+
+/// One client's own cut and freezing level.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientDecision {
+    /// Blocks on this client.
+    pub cut: usize,
+    /// This client's freezing ratio (one of `client_freeze_levels`).
+    pub client_freeze: f64,
+}
+
+impl SplitFinetuneSolution {
+    /// The solution of per-client choices `chs` (common when they are all equal) with allocations.
+    pub fn from_choices(p: &Prepared, chs: &[Choice], a1: Vec<f64>, a2: Vec<f64>) -> Self {
+        let first = (0..chs.len()).min_by_key(|&k| (chs[k].cut, k)).unwrap_or(0);
+        let common = chs.iter().all(|c| c.cut == chs[0].cut && c.cf == chs[0].cf);
+        SplitFinetuneSolution {
+            cut: chs[first].cut,
+            client_freeze: p.client_levels[chs[first].cf],
+            server_freeze: p.server_levels[chs[first].sf],
+            later_bandwidth_hz: if a2 == a1 { None } else { Some(a2) },
+            bandwidth_hz: a1,
+            per_client: (!common).then(|| {
+                chs.iter()
+                    .map(|c| ClientDecision {
+                        cut: c.cut,
+                        client_freeze: p.client_levels[c.cf],
+                    })
+                    .collect()
+            }),
+        }
+    }
 }
 
 fn bad(msg: String) -> Evaluation {
@@ -173,24 +214,57 @@ fn check_alloc(p: &Prepared, a: &[f64], what: &str, viol: &mut Vec<String>) {
     }
 }
 
+/// The per-client choices a solution encodes (or why it encodes none).
+pub fn solution_choices(
+    p: &Prepared,
+    sol: &SplitFinetuneSolution,
+) -> std::result::Result<Vec<Choice>, String> {
+    let sf = level_index(&p.server_levels, sol.server_freeze, "server_freeze")?;
+    let one = |cut: usize, f: f64, what: &str| -> std::result::Result<Choice, String> {
+        if !p.cuts.contains(&cut) {
+            return Err(format!("{what}cut {cut} is not admissible {:?}", p.cuts));
+        }
+        let cf = level_index(&p.client_levels, f, &format!("{what}client_freeze"))?;
+        Ok(Choice { cut, cf, sf })
+    };
+    let top = one(sol.cut, sol.client_freeze, "")?;
+    let Some(pc) = &sol.per_client else {
+        return Ok(vec![top; p.num_clients()]);
+    };
+    if pc.len() != p.num_clients() {
+        return Err(format!(
+            "per_client: needs one entry per client ({}), got {}",
+            p.num_clients(),
+            pc.len()
+        ));
+    }
+    let chs = pc
+        .iter()
+        .enumerate()
+        .map(|(k, d)| one(d.cut, d.client_freeze, &format!("per_client[{k}].")))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    if !p.per_client && chs.iter().any(|c| *c != top) {
+        return Err(
+            "per-client cuts or levels need \"decisions\": \"per_client\" in the instance".into(),
+        );
+    }
+    let first = (0..chs.len()).min_by_key(|&k| (chs[k].cut, k)).unwrap_or(0);
+    if chs[first] != top {
+        return Err(format!(
+            "cut {} / client_freeze {} must be the smallest per-client cut and its client's level ({} / {})",
+            sol.cut, sol.client_freeze, chs[first].cut, p.client_levels[chs[first].cf]
+        ));
+    }
+    Ok(chs)
+}
+
 /// Evaluates a solution from the instance alone.
 pub fn evaluate(p: &Prepared, sol: &SplitFinetuneSolution) -> Evaluation {
-    if !p.cuts.contains(&sol.cut) {
-        return bad(format!("cut {} is not admissible {:?}", sol.cut, p.cuts));
-    }
-    let cf = match level_index(&p.client_levels, sol.client_freeze, "client_freeze") {
-        Ok(i) => i,
+    let chs = match solution_choices(p, sol) {
+        Ok(c) => c,
         Err(e) => return bad(e),
     };
-    let sf = match level_index(&p.server_levels, sol.server_freeze, "server_freeze") {
-        Ok(i) => i,
-        Err(e) => return bad(e),
-    };
-    let c = p.combo(Choice {
-        cut: sol.cut,
-        cf,
-        sf,
-    });
+    let c = p.combo_of(&chs);
     let mut viol = c.violations.clone();
     let a1 = &sol.bandwidth_hz;
     let a2 = sol.later_bandwidth_hz.as_ref().unwrap_or(a1);
@@ -218,6 +292,12 @@ pub fn evaluate(p: &Prepared, sol: &SplitFinetuneSolution) -> Evaluation {
             let smashed_total = f.smashed_up_bits + w * l.smashed_up_bits;
             json!({
                 "name": cl.name,
+                "cut": c.choices[k].cut,
+                "client_freeze": p.client_levels[c.choices[k].cf],
+                "client_frozen_blocks": c.shapes[k].client_frozen,
+                "server_frozen_blocks": c.shapes[k].server_frozen,
+                "client_trains": c.shapes[k].client_trains,
+                "trainable_fraction": c.shapes[k].phi,
                 "first_round_s": p.client_s(k, f, p.bw_of(a1, k)),
                 "later_round_s": p.client_s(k, l, p.bw_of(a2, k)),
                 "first_round_energy_j": p.client_j(k, f, p.bw_of(a1, k)),
@@ -232,12 +312,13 @@ pub fn evaluate(p: &Prepared, sol: &SplitFinetuneSolution) -> Evaluation {
         .collect();
     let metrics = json!({
         "cut": sol.cut,
-        "client_frozen_blocks": c.shape.client_frozen,
-        "server_frozen_blocks": c.shape.server_frozen,
-        "client_trains": c.shape.client_trains,
-        "trainable_fraction": c.shape.phi,
-        "client_trainable_fraction": c.shape.phi_client,
-        "effective_trainable_fraction": c.shape.phi_eff,
+        "client_frozen_blocks": c.shapes[0].client_frozen,
+        "server_frozen_blocks": c.shapes[0].server_frozen,
+        "client_trains": c.shapes.iter().any(|s| s.client_trains),
+        "clients_training": c.shapes.iter().filter(|s| s.client_trains).count(),
+        "trainable_fraction": c.phi,
+        "client_trainable_fraction": c.phi_client,
+        "effective_trainable_fraction": c.phi_eff,
         "rounds": c.rounds,
         "first_round_s": v.first_s,
         "later_round_s": v.later_s,
@@ -284,11 +365,20 @@ impl Family for SplitFinetune {
             Box::new(solvers::SplitLora),
             Box::new(solvers::FreezeClient),
             Box::new(solvers::EqualBandwidth),
+            Box::new(milp::MilpSolver),
+            Box::new(per_client::PerClientBruteForce),
+            Box::new(per_client::PerClientDescent),
         ]
     }
 
-    fn auto_solver(_: &Prepared) -> &'static str {
-        "exact"
+    fn auto_solver(p: &Prepared) -> &'static str {
+        if !p.per_client {
+            "exact"
+        } else if p.objective == Objective::RoundLatency {
+            "milp"
+        } else {
+            "per-client-descent"
+        }
     }
 
     fn generate(size: &str, seed: u64) -> Result<SplitFinetuneInstance> {

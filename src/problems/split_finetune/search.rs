@@ -19,17 +19,12 @@ pub struct Solved {
 
 impl Solved {
     pub fn solution(&self, p: &Prepared) -> SplitFinetuneSolution {
-        SplitFinetuneSolution {
-            cut: self.choice.cut,
-            client_freeze: p.client_levels[self.choice.cf],
-            server_freeze: p.server_levels[self.choice.sf],
-            bandwidth_hz: self.a1.clone(),
-            later_bandwidth_hz: if self.a2 == self.a1 {
-                None
-            } else {
-                Some(self.a2.clone())
-            },
-        }
+        SplitFinetuneSolution::from_choices(
+            p,
+            &vec![self.choice; p.num_clients()],
+            self.a1.clone(),
+            self.a2.clone(),
+        )
     }
 }
 
@@ -87,7 +82,7 @@ pub fn search(
             .filter(|(lb, _)| *lb < inc * (1.0 - 1e-12))
             .filter_map(|&(_, i)| {
                 solve(p, &cs[i]).map(|(a1, a2, value)| Solved {
-                    choice: cs[i].choice,
+                    choice: cs[i].choices[0],
                     a1,
                     a2,
                     value,

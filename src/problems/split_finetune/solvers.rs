@@ -24,6 +24,9 @@ impl Solver<SplitFinetune> for Exact {
     fn description(&self) -> &'static str {
         "enumerate cut x client level x server level, exact bandwidth split (bisection / water-filling), pruned by lower bounds"
     }
+    fn supports(&self, p: &Prepared) -> std::result::Result<(), String> {
+        common_only(p)
+    }
     fn solve(
         &self,
         p: &Prepared,
@@ -33,6 +36,15 @@ impl Solver<SplitFinetune> for Exact {
         o.notes
             .push("optimal to the 1e-12 relative tolerance of the inner bisections".into());
         Ok(o)
+    }
+}
+
+/// Exact common-decision solvers prove nothing for per-client instances.
+pub fn common_only(p: &Prepared) -> std::result::Result<(), String> {
+    if p.per_client {
+        Err("the instance asks for per-client decisions: its optimum may differ per client (use milp, per-client-brute-force or per-client-descent)".into())
+    } else {
+        Ok(())
     }
 }
 
