@@ -805,3 +805,25 @@ fn per_client_server_memory_holds_the_union_of_server_rows() {
     assert!(srv(&all4) < srv(&mixed) && srv(&mixed) < srv(&all2));
     assert!(rel(srv(&mixed), 0.5 * (srv(&all2) + srv(&all4))) < 1e-9);
 }
+
+#[test]
+fn bundled_per_client_instance_beats_common_decisions() {
+    let inst = load("per-client-8-heterogeneous.json");
+    let p = prep(&inst);
+    let m = run(&p, "auto");
+    assert_eq!(m.solver, "milp");
+    assert_eq!(m.status.termination, Termination::Optimal);
+    let c = run(&prep(&common_of(&inst)), "exact");
+    let (x, z) = (m.objective.unwrap(), c.objective.unwrap());
+    assert!(x < 0.95 * z, "per-client {x} vs common {z}");
+    let cuts: std::collections::BTreeSet<u64> = m.evaluation.unwrap().metrics["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["cut"].as_u64().unwrap())
+        .collect();
+    assert!(cuts.len() > 1, "{cuts:?}");
+    // the heuristic lies between
+    let d = run(&p, "per-client-descent").objective.unwrap();
+    assert!(d >= x * (1.0 - 1e-9) && d <= z * (1.0 + 1e-9));
+}
