@@ -35,7 +35,8 @@ use super::bandwidth::{energy_floor, least_bandwidth};
 use super::cost::{Choice, Mode, Prepared, Stream};
 use super::instance::{Objective, Protocol};
 use super::per_client::{
-    client_options, needs_per_client, server_level_indices, solve_vector, SolvedVec,
+    client_options, common_start, descend, needs_per_client, server_level_indices, solve_vector,
+    SolvedVec,
 };
 use super::{SplitFinetune, SplitFinetuneSolution};
 use crate::error::Result;
@@ -329,7 +330,15 @@ struct LevelResult {
     milps: u64,
 }
 
-fn solve_level(p: &Prepared, sf: usize, tol: f64, ctx: &mut Context<'_>) -> Result<LevelResult> {
+/// Solves one server level; `inc` is the best value of the levels before (a level that cannot beat
+/// it by more than `tol` is proved so with one feasibility test at `inc·(1 − tol)`).
+fn solve_level(
+    p: &Prepared,
+    sf: usize,
+    tol: f64,
+    inc: f64,
+    ctx: &mut Context<'_>,
+) -> Result<LevelResult> {
     let lv = Level::new(p, sf);
     let bt = p.bandwidth.map_or(0.0, |b| b.total_hz);
     let mut out = LevelResult {
@@ -398,11 +407,19 @@ fn solve_level(p: &Prepared, sf: usize, tol: f64, ctx: &mut Context<'_>) -> Resu
         }
     }
     let mut lo = f.bound.unwrap_or(0.0);
+    if lo >= inc * (1.0 - tol) {
+        out.bound = lo;
+        return Ok(out);
+    }
     out.best = f.choices.as_deref().and_then(|c| solve_vector(p, c));
     let mut hi = out
         .best
         .as_ref()
         .map_or(f64::INFINITY, |b| b.value.objective);
+    if inc < hi {
+        hi = inc;
+        out.best = None;
+    }
     if !hi.is_finite() {
         // an upper end for the bisection: everyone on an equal share can be slow, so grow
         let mut t_try = lo.max(1e-9) * 2.0;
@@ -429,11 +446,16 @@ fn solve_level(p: &Prepared, sf: usize, tol: f64, ctx: &mut Context<'_>) -> Resu
             return Ok(out);
         }
     }
-    for _ in 0..200 {
+    for step in 0..200 {
         if hi - lo <= tol * hi || ctx.should_stop() {
             break;
         }
-        let mid = 0.5 * (lo + hi);
+        // first probe just below the incumbent: one infeasible test proves it for this level
+        let mid = if step == 0 {
+            hi * (1.0 - 0.5 * tol)
+        } else {
+            0.5 * (lo + hi)
+        };
         match feasible_at(p, &lv, &floors, mid, ctx, &mut out)? {
             Some(Some(s)) => {
                 if s.value.objective < hi {
@@ -507,7 +529,12 @@ impl Solver<SplitFinetune> for MilpSolver {
     }
     fn solve(&self, p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<SplitFinetuneSolution>> {
         let tol = ctx.options.mip_rel_gap.unwrap_or(1e-6);
-        let mut best: Option<SolvedVec> = None;
+        // with a shared bandwidth, a good incumbent lets most server levels be closed by one test
+        let mut best: Option<SolvedVec> = if p.has_allocation() {
+            common_start(p, ctx).map(|s| descend(p, s, ctx).0)
+        } else {
+            None
+        };
         let mut bound = f64::INFINITY;
         let mut proved = true;
         let (mut nodes, mut milps) = (0, 0);
@@ -516,7 +543,8 @@ impl Solver<SplitFinetune> for MilpSolver {
                 proved = false;
                 break;
             }
-            let r = solve_level(p, sf, tol, ctx)?;
+            let inc = best.as_ref().map_or(f64::INFINITY, |b| b.value.objective);
+            let r = solve_level(p, sf, tol, inc, ctx)?;
             nodes += r.nodes;
             milps += r.milps;
             proved &= r.proved;
