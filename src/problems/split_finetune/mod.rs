@@ -26,14 +26,24 @@
 //! ## Decisions
 //! Cut `c ∈ C` (common to all clients), client level `f_c ∈ F^c`, server level `f_s ∈ F^s`, and with a
 //! shared bandwidth `B` under a parallel protocol the shares `b_k ≥ 0`, `Σ_k b_k ≤ B`, for the first
-//! round and (possibly different) for the later rounds.
+//! round and (possibly different) for the later rounds. With `decisions: per_client` each client
+//! picks its own cut `c_k ∈ C` and client level `f_k ∈ F^c` (the server level stays common).
+//!
+//! ## Streams (per-client decisions)
+//! Client `k`'s micro-batches form a stream with the shape of `(c_k, f_k, f_s)`: rows `0..=c_k` on the
+//! client, the rest on the server, frozen blocks as below. Under common decisions all streams are
+//! equal and everything below reduces to the common model. The server runs rows `c_k+1..` for
+//! client `k`'s batches; it holds the union of the server-side rows (weights from `min_k c_k` on,
+//! adapter state of every row some stream trains there), the activations of the most demanding
+//! stream (one micro-batch in flight) and the cached smashed data of every fully frozen client.
 //!
 //! ## Freezing
 //! The client freezes its lowest `round(f_c·c)` blocks, the server its lowest `round(f_s·(L−c))`
 //! blocks; the embedding and the head carry no adapter. Backward stops at the lowest trainable block:
 //! rows below it run forward only (no activations kept), frozen rows above it compute activation
-//! gradients only, trainable rows the full LoRA backward. The trainable fraction `φ` = trained LoRA
-//! parameters / all LoRA parameters. A client side with no trainable block ("fully frozen") gets no
+//! gradients only, trainable rows the full LoRA backward. The trainable fraction `φ_k` of a stream =
+//! LoRA parameters it trains / all LoRA parameters, and `φ = Σ_k n_k φ_k / Σ_k n_k` (the share a
+//! micro-batch trains on average; `= φ_k` under common decisions); likewise `φ_client`. A client side with no trainable block ("fully frozen") gets no
 //! gradient back, has no adapter to aggregate, and uploads its smashed data **once**: the server caches
 //! it (counted in the server's memory) and the client's bottom part costs nothing after round 1.
 //!
@@ -42,13 +52,14 @@
 //! - uplink `n_k·o_c` smashed bits (+ U-shaped: the gradient of the last block's output) + adapter bits
 //!   `16·Σ trainable client params` (aggregation upload); downlink `n_k·o_c` gradient bits if the client
 //!   trains (+ U-shaped: the last block's output) + adapter bits (aggregate download);
-//! - server `S = Σ_k n_k · Σ_{server rows} t_s(row)` (the server is shared and works through all batches);
+//! - server `S = Σ_k n_k · Σ_{server rows of stream k} t_s(row)` (the server is shared and works
+//!   through all batches);
 //! - round latency: vanilla SL `Σ_k (C_k + comm_k) + S` (clients in turn, each on the whole bandwidth);
 //!   SFL / U-shaped `max_k (C_k + comm_k(b_k)) + S` (no overlap of server and client work assumed:
 //!   a conservative, simple schedule); `comm_k = up/r_up + down/r_dn`;
 //! - client energy: compute energy + `P_k · up / r_up` (reception energy not counted).
 //!
-//! Round 1 is `T_1`; rounds `2..R` take `T_2` (`T_2 = T_1` unless the client side is fully frozen).
+//! Round 1 is `T_1`; rounds `2..R` take `T_2` (`T_2 = T_1` unless some client is fully frozen).
 //!
 //! ## Convergence
 //! `R(φ)` rounds to the target accuracy: a profiled table (linear interpolation, constant outside,
@@ -68,17 +79,21 @@
 //! Client memory (weights of its rows, activations of rows in backward, adapter state of trainable
 //! rows) `≤ M_k`; server memory (same for its rows, one micro-batch in flight, + cached smashed data
 //! when the clients are fully frozen) `≤ M_s`; per-round client energy `≤ E_k` in every round;
-//! bandwidth `Σ b_k ≤ B`; `φ ≥ min_trainable_fraction` and `φ > 0`.
+//! bandwidth `Σ b_k ≤ B`; `φ ≥ min_trainable_fraction` and every stream trains something, `φ_k > 0`.
 //!
 //! ## Solvers
 //! `exact` (enumeration of the distinct (cut, frozen-block) shapes, best-first by a lower bound — every
 //! client alone on the whole bandwidth — with the exact bandwidth sub-problem of `bandwidth.rs`),
 //! `brute-force` (tests: no pruning, grid over the split, ≤ 2 parallel clients), `coordinate-descent`
 //! (heuristic), `projected-gradient` (gradient: continuous freezing ratios on an interpolated
-//! surrogate, rounded), `splitlora`, `freeze-client`, `equal-bandwidth` (baselines).
+//! surrogate, rounded), `splitlora`, `freeze-client`, `equal-bandwidth` (baselines). Per-client
+//! decisions: `milp` (exact, `round_latency` only; see `milp.rs`), `per-client-brute-force` (exact,
+//! tests), `per-client-descent` (heuristic); `exact` and `brute-force` do not apply to them (they
+//! would only prove the common optimum), the other heuristics and baselines return common solutions.
 //!
 //! ## Not built (simplifications)
-//! - per-client cuts and freezing levels (common decisions only), hence no MILP;
+//! - a MILP for `total_time` and `energy` with per-client decisions (the rounds `R(φ_eff)` depend
+//!   on every client's choice and multiply the later rounds' latency); per-client server levels;
 //! - a gradient method on a closed-form smooth cost (argmin / L-BFGS): `projected-gradient` works on
 //!   an interpolation of the exact objective instead;
 //! - PEFT kinds other than LoRA; measured profiles; convergence models beyond `R(φ_eff)`;
