@@ -127,8 +127,12 @@ pub struct DeviceDecision {
     pub mode: String,
     /// Offloaded bits ℓ_k.
     pub offloaded_bits: f64,
-    /// Upload (TDMA slot) time t_k, s.
+    /// Upload time t_k, s (TDMA: the slot; OFDMA: the transmission window).
     pub tx_time_s: f64,
+    /// OFDMA: the device's bandwidth b_k, Hz (required; 0 when nothing is uploaded). TDMA: absent
+    /// (the device sends on the whole band during its slot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth_hz: Option<f64>,
 }
 
 /// A solution.
@@ -149,6 +153,7 @@ impl OffloadingSolution {
                     mode: p.devs[k].modes[x.mode].label.clone(),
                     offloaded_bits: x.l,
                     tx_time_s: x.t,
+                    bandwidth_hz: p.ofdma().then_some(x.b),
                 })
                 .collect(),
         }
@@ -178,7 +183,8 @@ pub fn evaluate(p: &Prepared, sol: &OffloadingSolution) -> Evaluation {
     let mut v = vec![];
     let mut pts = vec![];
     let mut rows = vec![];
-    let (mut st, mut sw, mut dev_j, mut srv_j) = (0.0, 0.0, 0.0, 0.0);
+    let (mut st, mut sb, mut sw, mut dev_j, mut srv_j) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let mut tl: f64 = 0.0;
     for (k, (d, x)) in p.devs.iter().zip(&sol.devices).enumerate() {
         if x.device != d.name {
             return bad(format!(
@@ -200,6 +206,25 @@ pub fn evaluate(p: &Prepared, sol: &OffloadingSolution) -> Evaluation {
                 d.name
             ));
         }
+        let bw = match (p.access, x.bandwidth_hz) {
+            (Access::Ofdma, Some(b)) if b.is_finite() && b >= 0.0 => b,
+            (Access::Ofdma, _) => {
+                return bad(format!(
+                    "{}: OFDMA needs a finite bandwidth_hz ≥ 0 per device",
+                    d.name
+                ))
+            }
+            (Access::Tdma, None) => 0.0,
+            (Access::Tdma, Some(b)) => {
+                if (b - p.bandwidth_hz).abs() > FTOL * p.bandwidth_hz {
+                    v.push(format!(
+                        "{}: bandwidth_hz {b} under TDMA (each slot uses the whole band B = {} Hz)",
+                        d.name, p.bandwidth_hz
+                    ));
+                }
+                0.0
+            }
+        };
         let sc = m.hi.max(1.0);
         if l < m.lo - FTOL * sc || l > m.hi + FTOL * sc {
             v.push(format!(
@@ -210,15 +235,23 @@ pub fn evaluate(p: &Prepared, sol: &OffloadingSolution) -> Evaluation {
         if l > 0.0 && t <= 0.0 {
             v.push(format!("{}: bits offloaded with zero upload time", d.name));
         }
-        if l > d.rmax * t * (1.0 + FTOL) + FTOL {
+        if l > 0.0 && p.ofdma() && bw <= 0.0 {
+            v.push(format!("{}: bits offloaded with zero bandwidth", d.name));
+        }
+        let pt = Point {
+            mode: mi,
+            l,
+            t,
+            b: bw,
+        };
+        let rcap = p.rate_cap(d, p.band(&pt));
+        if l > rcap * t * (1.0 + FTOL) + FTOL {
             v.push(format!(
-                "{}: rate {} bit/s above the power-limited rate {}",
+                "{}: rate {} bit/s above the power-limited rate {rcap}",
                 d.name,
                 l / t,
-                d.rmax
             ));
         }
-        let pt = Point { mode: mi, l, t };
         let b = p.breakdown(k, &pt);
         let latency = if m.deadline_includes_server {
             m.tau_loc + t + b.server_s
@@ -234,6 +267,8 @@ pub fn evaluate(p: &Prepared, sol: &OffloadingSolution) -> Evaluation {
             ));
         }
         st += t;
+        tl = tl.max(t);
+        sb += bw;
         sw += b.server_s;
         dev_j += b.local_j + b.tx_j;
         srv_j += b.server_j;
@@ -248,6 +283,7 @@ pub fn evaluate(p: &Prepared, sol: &OffloadingSolution) -> Evaluation {
             "split": m.split,
             "offloaded_bits": l,
             "tx_time_s": t,
+            "bandwidth_hz": p.band(&pt),
             "tx_power_w": b.tx_power_w,
             "local_energy_j": b.local_j,
             "tx_energy_j": b.tx_j,
@@ -268,8 +304,14 @@ pub fn evaluate(p: &Prepared, sol: &OffloadingSolution) -> Evaluation {
         }
         pts.push(pt);
     }
-    if st > p.frame_s * (1.0 + FTOL) {
+    if !p.ofdma() && st > p.frame_s * (1.0 + FTOL) {
         v.push(format!("TDMA frame: Σ t = {st} s > T = {} s", p.frame_s));
+    }
+    if p.ofdma() && sb > p.bandwidth_hz * (1.0 + FTOL) {
+        v.push(format!(
+            "OFDMA band: Σ b = {sb} Hz > B = {} Hz",
+            p.bandwidth_hz
+        ));
     }
     if sw > p.capacity_s * (1.0 + FTOL) {
         v.push(format!(
@@ -287,9 +329,12 @@ pub fn evaluate(p: &Prepared, sol: &OffloadingSolution) -> Evaluation {
         violations: v,
         metrics: json!({
             "objective_kind": p.objective,
+            "access": p.access,
             "device_energy_j": dev_j,
             "server_energy_j": srv_j,
-            "frame_used_s": st,
+            // TDMA: Σ t; OFDMA: the longest upload window
+            "frame_used_s": if p.ofdma() { tl } else { st },
+            "bandwidth_used_hz": if p.ofdma() { sb } else { p.bandwidth_hz },
             "server_time_s": sw,
             "devices": rows,
         }),
