@@ -454,3 +454,43 @@ fn evaluate_checks_ofdma_bandwidth() {
     let pt = prep(&t);
     assert!(!Offloading::evaluate(&pt, &sol).feasible);
 }
+
+/// OFDMA with binding power caps (three users that want to offload everything over a narrow
+/// band): exact is optimal, feasible, some user sends at its cap, and neither its objective nor
+/// its bound exceeds the brute-force grid.
+#[test]
+fn ofdma_binding_power_caps_against_brute_force() {
+    let mut at_cap = 0;
+    for (bits, pmax) in [
+        ([4e6, 3e6, 2e6], 0.006),
+        ([3e6, 3e6, 3e6], 0.006),
+        ([5e6, 1e6, 2e6], 0.005),
+    ] {
+        let devices: Vec<_> = bits
+            .iter()
+            .zip([1e-10, 2e-10, 5e-11])
+            .enumerate()
+            .map(|(i, (b, g))| {
+                serde_json::json!({"name": format!("u{i}"), "channel_gain": g,
+                    "max_tx_power_w": pmax, "task": {"partitionable": {"bits": b,
+                    "cycles_per_bit": 1000, "local": {"fixed": {"energy_per_cycle_j": 1e-9}}}}})
+            })
+            .collect();
+        let inst: OffloadingInstance = serde_json::from_value(serde_json::json!({
+            "spectrum": {"bandwidth_hz": 1e6, "frame_s": 1.0, "access": "ofdma"},
+            "devices": devices
+        }))
+        .unwrap();
+        let p = prep(&inst);
+        let e = exact_obj(&p);
+        let r = run(&p, "exact");
+        let ev = r.evaluation.unwrap();
+        for d in ev.metrics["devices"].as_array().unwrap() {
+            at_cap += (d["tx_power_w"].as_f64().unwrap() >= pmax * (1.0 - 1e-6)) as usize;
+        }
+        let b = run(&p, "brute-force").objective.unwrap();
+        assert!(e <= b * (1.0 + 1e-9), "{bits:?}: exact {e} > brute {b}");
+        assert!(r.bound.unwrap() <= b * (1.0 + 1e-9));
+    }
+    assert!(at_cap >= 3, "only {at_cap} users at their cap");
+}

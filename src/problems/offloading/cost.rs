@@ -1185,4 +1185,68 @@ mod tests {
         assert_eq!(min_band_for_rate(limit * 1.01, p, g, n0), f64::INFINITY);
         assert_eq!(min_band_for_rate(0.0, p, g, n0), 0.0);
     }
+
+    /// The OFDMA best response (closed-form bandwidth, bisection on ℓ) is the minimum of the
+    /// Lagrangian term over a fine (ℓ, b) grid, with and without a binding power cap.
+    #[test]
+    fn ofdma_response_minimises_the_lagrangian() {
+        let doc = serde_json::json!({
+            "spectrum": {"bandwidth_hz": 1e6, "frame_s": 1.0, "access": "ofdma"},
+            "devices": [
+                {"name": "a", "channel_gain": 1e-10, "max_tx_power_w": 0.006,
+                 "task": {"partitionable": {"bits": 4e6, "cycles_per_bit": 1000,
+                     "local": {"fixed": {"energy_per_cycle_j": 1e-9}}}}},
+                {"name": "b", "channel_gain": 5e-11,
+                 "task": {"partitionable": {"bits": 2e6, "cycles_per_bit": 1000,
+                     "local": {"dvfs": {"kappa": 1e-28}}}}},
+                {"name": "c", "channel_gain": 2e-10, "max_tx_power_w": 0.003,
+                 "task": {"partitionable": {"bits": 3e6, "cycles_per_bit": 800,
+                     "local": {"dvfs": {"kappa": 1e-27}}}}}
+            ]
+        });
+        let inst: crate::problems::offloading::OffloadingInstance =
+            serde_json::from_value(doc).unwrap();
+        let p = inst.prepare(crate::catalog::Catalog::builtin()).unwrap();
+        let mut capped = 0;
+        for k in 0..p.k() {
+            let d = &p.devs[k];
+            let m = &d.modes[0];
+            for lam in [0.0, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5] {
+                let r = p.respond(k, &[0], lam, 0.0);
+                if let Some(pm) = d.pmax {
+                    let (_, pw) = p.tx_j(d, r.pt.l, r.pt.t, r.pt.b);
+                    capped += (pw >= pm * (1.0 - 1e-9)) as usize;
+                }
+                let hi = m.hi_eff(d.rmax);
+                let mut best = f64::INFINITY;
+                for i in 0..=300 {
+                    let l = m.lo + (hi - m.lo) * i as f64 / 300.0;
+                    for j in 1..=400 {
+                        let b = p.bandwidth_hz * j as f64 / 400.0;
+                        let pt = Point {
+                            mode: 0,
+                            l,
+                            t: m.tmax,
+                            b,
+                        };
+                        if l > p.rate_cap(d, b) * m.tmax {
+                            continue;
+                        }
+                        best = best.min(p.lagrangian(k, &pt, lam, 0.0));
+                    }
+                }
+                assert!(
+                    r.val <= best * (1.0 + 1e-9),
+                    "{k} λ {lam}: {} > grid {best}",
+                    r.val
+                );
+                assert!(
+                    best <= r.val * 1.02 + 1e-12,
+                    "{k} λ {lam}: grid {best} ≫ {}",
+                    r.val
+                );
+            }
+        }
+        assert!(capped >= 3, "power cap bound in only {capped} responses");
+    }
 }
