@@ -455,11 +455,18 @@ fn evaluate_checks_ofdma_bandwidth() {
     assert!(!Offloading::evaluate(&pt, &sol).feasible);
 }
 
-/// OFDMA with binding power caps (three users that want to offload everything over a narrow
-/// band): exact is optimal, feasible, some user sends at its cap, and neither its objective nor
-/// its bound exceeds the brute-force grid.
+/// Binding power caps (three users that want to offload everything over a narrow band), TDMA
+/// and OFDMA: exact is optimal, feasible, some user sends at its cap, and neither its objective
+/// nor its bound exceeds the brute-force grid. (Regression: the TDMA response once used the
+/// interior slope where the cap binds, so its dual value was no bound and the bracket failed.)
 #[test]
-fn ofdma_binding_power_caps_against_brute_force() {
+fn binding_power_caps_against_brute_force() {
+    for access in [Access::Tdma, Access::Ofdma] {
+        binding_caps(access);
+    }
+}
+
+fn binding_caps(access: Access) {
     let mut at_cap = 0;
     for (bits, pmax) in [
         ([4e6, 3e6, 2e6], 0.006),
@@ -476,11 +483,12 @@ fn ofdma_binding_power_caps_against_brute_force() {
                     "cycles_per_bit": 1000, "local": {"fixed": {"energy_per_cycle_j": 1e-9}}}}})
             })
             .collect();
-        let inst: OffloadingInstance = serde_json::from_value(serde_json::json!({
-            "spectrum": {"bandwidth_hz": 1e6, "frame_s": 1.0, "access": "ofdma"},
+        let mut inst: OffloadingInstance = serde_json::from_value(serde_json::json!({
+            "spectrum": {"bandwidth_hz": 1e6, "frame_s": 1.0},
             "devices": devices
         }))
         .unwrap();
+        inst.spectrum.access = access;
         let p = prep(&inst);
         let e = exact_obj(&p);
         let r = run(&p, "exact");
@@ -489,8 +497,17 @@ fn ofdma_binding_power_caps_against_brute_force() {
             at_cap += (d["tx_power_w"].as_f64().unwrap() >= pmax * (1.0 - 1e-6)) as usize;
         }
         let b = run(&p, "brute-force").objective.unwrap();
-        assert!(e <= b * (1.0 + 1e-9), "{bits:?}: exact {e} > brute {b}");
+        assert!(
+            e <= b * (1.0 + 1e-9),
+            "{access:?} {bits:?}: exact {e} > brute {b}"
+        );
         assert!(r.bound.unwrap() <= b * (1.0 + 1e-9));
+        // the certified bound is also below every baseline that finds a solution
+        for s in ["all-local", "all-offload", "neurosurgeon", "gradient"] {
+            if let Some(o) = run(&p, s).objective {
+                assert!(r.bound.unwrap() <= o * (1.0 + 1e-9), "{access:?} {s}");
+            }
+        }
     }
-    assert!(at_cap >= 3, "only {at_cap} users at their cap");
+    assert!(at_cap >= 3, "{access:?}: only {at_cap} users at their cap");
 }

@@ -558,14 +558,21 @@ impl Prepared {
             return br.point(mi, l);
         }
         let xs = best_efficiency(lam / (d.weight * d.a));
+        let bw = self.bandwidth_hz;
+        // The slope in ℓ of `min_t [β·tx(ℓ, t) + λ t]`: where the best `t` is interior or at
+        // `t^max` (λ t then constant), `β a ln2 · 2^{ℓ/(t B)} / B` (envelope theorem); where the
+        // power cap binds (`t = ℓ/r^max`, power `P^max`), `(β P^max + λ)/r^max`.
+        let cap_binds = xs * bw > d.rmax;
         let l = argmin_convex(lo, hi, |l| {
             let t = self.best_t(d, m, l, xs);
-            let x = if l > 0.0 && t > 0.0 {
-                l / (t * self.bandwidth_hz)
-            } else {
-                xs.min(d.rmax / self.bandwidth_hz)
+            let tx = match d.pmax {
+                Some(pm) if cap_binds => (d.weight * pm + lam) / d.rmax,
+                _ => {
+                    let x = if l > 0.0 && t > 0.0 { l / (t * bw) } else { xs };
+                    d.weight * d.a * std::f64::consts::LN_2 * x.exp2() / bw
+                }
             };
-            lin(l) + d.weight * d.a * std::f64::consts::LN_2 * x.exp2() / self.bandwidth_hz
+            lin(l) + tx
         });
         Point {
             mode: mi,
@@ -1186,12 +1193,18 @@ mod tests {
         assert_eq!(min_band_for_rate(0.0, p, g, n0), 0.0);
     }
 
-    /// The OFDMA best response (closed-form bandwidth, bisection on ℓ) is the minimum of the
-    /// Lagrangian term over a fine (ℓ, b) grid, with and without a binding power cap.
+    /// The best response (closed-form upload time (TDMA) or bandwidth (OFDMA), bisection on ℓ)
+    /// is the minimum of the Lagrangian term over a fine (ℓ, t) or (ℓ, b) grid, with and without
+    /// a binding power cap.
     #[test]
-    fn ofdma_response_minimises_the_lagrangian() {
+    fn response_minimises_the_lagrangian() {
+        response_vs_grid(Access::Tdma);
+        response_vs_grid(Access::Ofdma);
+    }
+
+    fn response_vs_grid(access: Access) {
         let doc = serde_json::json!({
-            "spectrum": {"bandwidth_hz": 1e6, "frame_s": 1.0, "access": "ofdma"},
+            "spectrum": {"bandwidth_hz": 1e6, "frame_s": 1.0},
             "devices": [
                 {"name": "a", "channel_gain": 1e-10, "max_tx_power_w": 0.006,
                  "task": {"partitionable": {"bits": 4e6, "cycles_per_bit": 1000,
@@ -1204,17 +1217,23 @@ mod tests {
                      "local": {"dvfs": {"kappa": 1e-27}}}}}
             ]
         });
-        let inst: crate::problems::offloading::OffloadingInstance =
+        let mut inst: crate::problems::offloading::OffloadingInstance =
             serde_json::from_value(doc).unwrap();
+        inst.spectrum.access = access;
         let p = inst.prepare(crate::catalog::Catalog::builtin()).unwrap();
+        let lams: &[f64] = if p.ofdma() {
+            &[0.0, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5]
+        } else {
+            &[0.0, 1e-3, 1e-2, 1e-1, 1.0, 10.0]
+        };
         let mut capped = 0;
         for k in 0..p.k() {
             let d = &p.devs[k];
             let m = &d.modes[0];
-            for lam in [0.0, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5] {
+            for &lam in lams {
                 let r = p.respond(k, &[0], lam, 0.0);
                 if let Some(pm) = d.pmax {
-                    let (_, pw) = p.tx_j(d, r.pt.l, r.pt.t, r.pt.b);
+                    let (_, pw) = p.tx_j(d, r.pt.l, r.pt.t, p.band(&r.pt));
                     capped += (pw >= pm * (1.0 - 1e-9)) as usize;
                 }
                 let hi = m.hi_eff(d.rmax);
@@ -1222,14 +1241,23 @@ mod tests {
                 for i in 0..=300 {
                     let l = m.lo + (hi - m.lo) * i as f64 / 300.0;
                     for j in 1..=400 {
-                        let b = p.bandwidth_hz * j as f64 / 400.0;
-                        let pt = Point {
-                            mode: 0,
-                            l,
-                            t: m.tmax,
-                            b,
+                        let f = j as f64 / 400.0;
+                        let pt = if p.ofdma() {
+                            Point {
+                                mode: 0,
+                                l,
+                                t: m.tmax,
+                                b: p.bandwidth_hz * f,
+                            }
+                        } else {
+                            Point {
+                                mode: 0,
+                                l,
+                                t: m.tmax * f,
+                                b: 0.0,
+                            }
                         };
-                        if l > p.rate_cap(d, b) * m.tmax {
+                        if l > p.rate_cap(d, p.band(&pt)) * pt.t {
                             continue;
                         }
                         best = best.min(p.lagrangian(k, &pt, lam, 0.0));
@@ -1237,16 +1265,19 @@ mod tests {
                 }
                 assert!(
                     r.val <= best * (1.0 + 1e-9),
-                    "{k} λ {lam}: {} > grid {best}",
+                    "{access:?} {k} λ {lam}: {} > grid {best}",
                     r.val
                 );
                 assert!(
                     best <= r.val * 1.02 + 1e-12,
-                    "{k} λ {lam}: grid {best} ≫ {}",
+                    "{access:?} {k} λ {lam}: grid {best} ≫ {}",
                     r.val
                 );
             }
         }
-        assert!(capped >= 3, "power cap bound in only {capped} responses");
+        assert!(
+            capped >= 3,
+            "{access:?}: power cap bound in only {capped} responses"
+        );
     }
 }
