@@ -66,7 +66,9 @@
 //! `g(λ,μ) = Σ_k min_{m,ℓ,t} [obj_k + λ t + μ w] − λT − μF`. Per device and mode: for given `ℓ`
 //! the best `t` has spectral efficiency `x* = ℓ/(tB)` solving `2^x(x ln2 − 1) + 1 = λ/(β a)`,
 //! `a = N0B/g`, i.e. `x* ln2 = 1 + W0((λ/(βa) − 1)/e)` (Lambert W), clipped to the rate cap and to
-//! `t ≤ t^max`; the remaining 1-D convex function of `ℓ` is minimised by bisection on its derivative.
+//! `t ≤ t^max`; the remaining 1-D convex function of `ℓ` is minimised by bisection on its derivative
+//! (`β a ln2 · 2^{ℓ/(tB)}/B` where `t` is interior or at `t^max`, envelope theorem;
+//! `(β P^max + λ)/r^max` where the power cap binds, `t = ℓ/r^max`).
 //! With a fixed energy per cycle and no caps, the per-bit cost is constant, which gives You et al.'s
 //! threshold structure (offload all of `R_k` iff the priority `β_k a_k (φ ln φ − φ + 1)`,
 //! `φ = P_k C_k B/(a_k ln 2)`, exceeds `λ*`). `g` is concave; it is maximised by nested bisection
