@@ -4,7 +4,10 @@
 //!   computing, power caps, and Qwen2.5-0.5B requests on phones / Jetsons against an L4; binding
 //!   server capacity), to a certified 0.1 % gap (`mip_rel_gap = 1e-3`);
 //! - `exact/classic-1000`: You et al.'s classic TDMA model with 1,000 users, same gap;
-//! - `threshold/classic-1000`, `gradient/large-1000`: the closed-form policy and dual ascent.
+//! - `exact/ofdma-large-1000`: the `large-1000` instance with OFDMA bandwidth sharing (`Σ b ≤ B`),
+//!   same gap;
+//! - `threshold/classic-1000`, `gradient/large-1000`, `gradient/ofdma-large-1000`: the closed-form
+//!   policy and dual ascent.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use edgeplan::catalog::Catalog;
@@ -36,12 +39,17 @@ fn solve(
 fn benches(c: &mut Criterion) {
     let large = prep("large", 7);
     let classic = prep("classic-1000", 7);
-    for (n, p) in [("large-1000", &large), ("classic-1000", &classic)] {
+    let ofdma = prep("ofdma-large", 7);
+    for (n, p) in [
+        ("large-1000", &large),
+        ("classic-1000", &classic),
+        ("ofdma-large-1000", &ofdma),
+    ] {
         let r = solve(p, "exact");
         assert_eq!(r.status.termination, Termination::Optimal);
         eprintln!(
-            "exact/{n}: objective {:?} gap {:?} time {:.3}s",
-            r.objective, r.gap, r.wall_time_s
+            "exact/{n}: objective {:?} bound {:?} gap {:?} time {:.3}s",
+            r.objective, r.bound, r.gap, r.wall_time_s
         );
         let g = solve(p, "gradient");
         eprintln!(
@@ -57,11 +65,17 @@ fn benches(c: &mut Criterion) {
     grp.bench_function("exact/classic-1000", |b| {
         b.iter(|| black_box(solve(&classic, "exact")))
     });
+    grp.bench_function("exact/ofdma-large-1000", |b| {
+        b.iter(|| black_box(solve(&ofdma, "exact")))
+    });
     grp.bench_function("threshold/classic-1000", |b| {
         b.iter(|| black_box(solve(&classic, "threshold")))
     });
     grp.bench_function("gradient/large-1000", |b| {
         b.iter(|| black_box(solve(&large, "gradient")))
+    });
+    grp.bench_function("gradient/ofdma-large-1000", |b| {
+        b.iter(|| black_box(solve(&ofdma, "gradient")))
     });
     grp.finish();
 }

@@ -1,6 +1,7 @@
 """Deadline sweep of the offloading worked example through the Python bindings: phones and Jetsons
 running Llama-3.1-8B (int4) requests against an L4 edge server; device energy per request and chosen
-modes as the deadline tightens. (The table in docs/offloading.md was produced by the Rust twin,
+modes as the deadline tightens; then TDMA vs OFDMA as the band narrows. (The tables in
+docs/offloading.md were produced by the Rust twin,
 `cargo run --release --example offloading_deadline_sweep`.)"""
 
 import copy
@@ -37,3 +38,19 @@ try:
     plt.savefig("offloading_deadline_sweep.png", dpi=120)
 except ImportError:
     pass
+
+# TDMA vs OFDMA on the camera / phone instance as the band narrows (the second table of
+# docs/offloading.md): device energy and how many devices transmit at their power cap.
+cams = json.loads((ROOT / "instances/offloading/cameras_phones_ofdma_5mhz.json").read_text())
+caps = [d.get("max_tx_power_w") for d in cams["devices"]]
+for mhz in [20.0, 10.0, 5.0, 3.0, 2.0]:
+    cells = []
+    for access in ["ofdma", "tdma"]:
+        inst = copy.deepcopy(cams)
+        inst["spectrum"]["bandwidth_hz"] = mhz * 1e6
+        inst["spectrum"]["access"] = access
+        r = edgeplan.solve(inst, solver="exact")
+        devs = r.evaluation["metrics"]["devices"]
+        at_cap = sum(1 for d, c in zip(devs, caps) if c and d["tx_power_w"] >= c * (1 - 1e-6))
+        cells.append(f"{access} {r.objective:.4f} J ({at_cap} at cap)")
+    print(f"{mhz:5.1f} MHz  " + "  ".join(cells))

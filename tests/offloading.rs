@@ -3,7 +3,9 @@
 //! the frame / deadline and the bandwidth, bad-input errors with JSON paths, bundled instances.
 
 use edgeplan::catalog::Catalog;
-use edgeplan::problems::offloading::{generate, Offloading, OffloadingInstance, Prepared};
+use edgeplan::problems::offloading::{
+    generate, Access, Offloading, OffloadingInstance, OffloadingSolution, Prepared,
+};
 use edgeplan::solve::{self, Family, NoObserver, SolveOptions, StopFlag, Termination};
 
 fn prep(i: &OffloadingInstance) -> Prepared {
@@ -56,9 +58,18 @@ fn exact_matches_threshold_policy_on_classic_model() {
 
 #[test]
 fn exact_agrees_with_brute_force_on_tiny_instances() {
+    brute_vs_exact(Access::Tdma, 0..200, 150);
+}
+
+#[test]
+fn ofdma_exact_agrees_with_brute_force_on_tiny_instances() {
+    brute_vs_exact(Access::Ofdma, 1000..1120, 90);
+}
+
+fn brute_vs_exact(access: Access, seeds: std::ops::Range<u64>, min_compared: usize) {
     let mut compared = 0;
     let mut worst: f64 = 0.0;
-    for seed in 0..200u64 {
+    for seed in seeds {
         let classic = seed % 4 == 0;
         // three devices only without a server limit (keeps the debug-profile grid small)
         let k = if classic {
@@ -67,6 +78,7 @@ fn exact_agrees_with_brute_force_on_tiny_instances() {
             1 + (seed as usize % 2)
         };
         let mut inst = generate::instance(k, classic, seed);
+        inst.spectrum.access = access;
         // tiny LLM requests: local or offload only (keeps the mode product small)
         for d in &mut inst.devices {
             if let edgeplan::problems::offloading::Task::Llm(t) = &mut d.task {
@@ -112,13 +124,27 @@ fn exact_agrees_with_brute_force_on_tiny_instances() {
             (None, Some(_)) => {} // the grid may miss a thin feasible set
         }
     }
-    eprintln!("brute force vs exact: {compared} instances, worst grid excess {worst:.4}");
-    assert!(compared >= 150, "only {compared} instances compared");
+    eprintln!(
+        "{access:?} brute force vs exact: {compared} instances, worst grid excess {worst:.4}"
+    );
+    assert!(
+        compared >= min_compared,
+        "only {compared} instances compared"
+    );
 }
 
 #[test]
 fn every_solver_output_passes_evaluate() {
-    for (size, seed) in [("small", 1), ("medium", 2), ("classic-20", 3), ("12", 4)] {
+    for (size, seed) in [
+        ("small", 1),
+        ("medium", 2),
+        ("classic-20", 3),
+        ("12", 4),
+        ("ofdma-small", 5),
+        ("ofdma-medium", 6),
+        ("ofdma-classic-20", 7),
+        ("ofdma-12", 8),
+    ] {
         let inst = generate::generate(size, seed).unwrap();
         let p = prep(&inst);
         let best = exact_obj(&p);
@@ -161,8 +187,18 @@ fn every_solver_output_passes_evaluate() {
 
 #[test]
 fn longer_deadline_or_more_spectrum_never_costs_more() {
-    for seed in 0..25u64 {
-        let inst = generate::instance(2 + seed as usize % 8, seed % 2 == 0, 500 + seed);
+    monotone(Access::Tdma, 0..25);
+}
+
+#[test]
+fn ofdma_longer_deadline_or_more_bandwidth_never_costs_more() {
+    monotone(Access::Ofdma, 100..120);
+}
+
+fn monotone(access: Access, seeds: std::ops::Range<u64>) {
+    for seed in seeds {
+        let mut inst = generate::instance(2 + seed as usize % 8, seed % 2 == 0, 500 + seed);
+        inst.spectrum.access = access;
         let base = exact_obj(&prep(&inst));
         let mut longer = inst.clone();
         longer.spectrum.frame_s *= 1.3;
@@ -248,6 +284,13 @@ fn bad_inputs_report_json_paths() {
         assert!(e.contains(path), "{ptr}: {e}");
     }
     let mut d = base.clone();
+    d["spectrum"]["access"] = serde_json::json!("fdma");
+    let e = doc_err(d);
+    assert!(e.contains("$.spectrum.access"), "{e}");
+    let mut d = base.clone();
+    d["spectrum"]["access"] = serde_json::json!("ofdma");
+    fam.validate(&d, Catalog::builtin()).unwrap();
+    let mut d = base.clone();
     d["devices"][0]["task"] = serde_json::json!({"llm": {"model": "llama-9000", "device": "l4",
         "prompt_tokens": 10, "gen_tokens": 1}});
     let e = doc_err(d);
@@ -278,4 +321,193 @@ fn bundled_instances_solve_to_optimal() {
         n += 1;
     }
     assert!(n >= 2);
+}
+
+/// TDMA vs OFDMA on the same instances. The transmit energy `t (N0 b/g)(2^{ℓ/(t b)} − 1)` depends
+/// on `t` and `b` only through the time-bandwidth product `s = t b`. TDMA allows `Σ s ≤ T B`
+/// with `s_k ≤ t^max_k B`; OFDMA `Σ s_k / t^max_k ≤ B`, a subset; the power cap
+/// `ℓ ≤ s log2(1 + P/(a' b))` is looser on the narrower OFDMA band. Hence: without power caps
+/// TDMA ≤ OFDMA, equal when every window is the whole frame (classic model); with every window
+/// the whole frame OFDMA ≤ TDMA. Mixed instances: reported, not asserted.
+#[test]
+fn tdma_vs_ofdma_on_the_same_instances() {
+    // (TDMA, OFDMA) optimum, None when either is infeasible
+    let both = |inst: &OffloadingInstance| {
+        let solve = |i: &OffloadingInstance| {
+            let r = run(&prep(i), "exact");
+            if r.status.termination == Termination::Infeasible {
+                return None;
+            }
+            Some(exact_obj(&prep(i)))
+        };
+        let mut o = inst.clone();
+        o.spectrum.access = Access::Ofdma;
+        Some((solve(inst)?, solve(&o)?))
+    };
+    let mut strict = 0;
+    for seed in 0..10u64 {
+        // classic: equal
+        let inst = generate::instance(2 + seed as usize % 12, true, 3000 + seed);
+        let (t, o) = both(&inst).unwrap();
+        assert!(
+            ((t - o) / t).abs() < 1e-5,
+            "classic seed {seed}: {t} vs {o}"
+        );
+        // partitionable only, windows = frame, power caps: OFDMA ≤ TDMA
+        let mut inst = generate::instance(2 + seed as usize % 12, false, 3100 + seed);
+        inst.devices.retain(|d| {
+            matches!(
+                d.task,
+                edgeplan::problems::offloading::Task::Partitionable(_)
+            )
+        });
+        if inst.devices.iter().all(|d| d.max_tx_power_w.is_none()) {
+            inst.devices[0].max_tx_power_w = Some(0.2);
+        }
+        let (t, o) = both(&inst).unwrap();
+        assert!(
+            o <= t * (1.0 + 1e-5),
+            "capped seed {seed}: ofdma {o} > tdma {t}"
+        );
+        // no power caps, LLM windows shorter than the frame: TDMA ≤ OFDMA
+        let mut inst = short_llm_deadlines(generate::instance(
+            5 + seed as usize % 10,
+            false,
+            3200 + seed,
+        ));
+        for d in &mut inst.devices {
+            d.max_tx_power_w = None;
+        }
+        if let Some((t, o)) = both(&inst) {
+            assert!(
+                t <= o * (1.0 + 1e-5),
+                "uncapped seed {seed}: tdma {t} > ofdma {o}"
+            );
+            strict += (t < o * (1.0 - 1e-6)) as usize;
+        }
+    }
+    eprintln!("uncapped with short LLM deadlines: TDMA strictly better on {strict} of 10");
+    for size in ["small", "medium", "30"] {
+        let inst = generate::generate(size, 9).unwrap();
+        if let Some((t, o)) = both(&inst) {
+            eprintln!(
+                "{size}: TDMA {t:.6} J, OFDMA {o:.6} J, OFDMA/TDMA {:.6}",
+                o / t
+            );
+        }
+        match both(&short_llm_deadlines(inst)) {
+            Some((t, o)) => eprintln!(
+                "{size}, LLM due in 0.4 s: TDMA {t:.6} J, OFDMA {o:.6} J, OFDMA/TDMA {:.6}",
+                o / t
+            ),
+            None => eprintln!("{size}, LLM due in 0.4 s: infeasible"),
+        }
+    }
+}
+
+/// LLM requests due in 0.4 s (upload windows shorter than the 1 s frame).
+fn short_llm_deadlines(mut inst: OffloadingInstance) -> OffloadingInstance {
+    for d in &mut inst.devices {
+        if matches!(d.task, edgeplan::problems::offloading::Task::Llm(_)) {
+            d.deadline_s = Some(0.4);
+        }
+    }
+    inst
+}
+
+/// `evaluate` is independent of the solvers: it rejects OFDMA decisions without a bandwidth,
+/// above the band, or above the power cap, and TDMA decisions with a partial band.
+#[test]
+fn evaluate_checks_ofdma_bandwidth() {
+    let mut inst = generate::instance(4, false, 77);
+    inst.spectrum.access = Access::Ofdma;
+    let p = prep(&inst);
+    let r = run(&p, "exact");
+    let sol: OffloadingSolution = r.solution.clone().unwrap();
+    assert!(Offloading::evaluate(&p, &sol).feasible);
+    let mut no_b = sol.clone();
+    no_b.devices[0].bandwidth_hz = None;
+    assert!(!Offloading::evaluate(&p, &no_b).feasible);
+    let mut over = sol.clone();
+    for d in &mut over.devices {
+        d.bandwidth_hz = Some(p.bandwidth_hz);
+    }
+    let e = Offloading::evaluate(&p, &over);
+    assert!(
+        e.violations.iter().any(|v| v.contains("OFDMA band")),
+        "{:?}",
+        e.violations
+    );
+    // an uploading device squeezed to a sliver of the band: power or rate above the cap, or energy up
+    let k = sol
+        .devices
+        .iter()
+        .position(|d| d.offloaded_bits > 0.0)
+        .unwrap();
+    let mut thin = sol.clone();
+    thin.devices[k].bandwidth_hz = Some(thin.devices[k].bandwidth_hz.unwrap() * 0.5);
+    let e = Offloading::evaluate(&p, &thin);
+    assert!(!e.feasible || e.objective > r.objective.unwrap());
+    // the same decisions under TDMA with a partial band are rejected
+    let mut t = inst.clone();
+    t.spectrum.access = Access::Tdma;
+    let pt = prep(&t);
+    assert!(!Offloading::evaluate(&pt, &sol).feasible);
+}
+
+/// Binding power caps (three users that want to offload everything over a narrow band), TDMA
+/// and OFDMA: exact is optimal, feasible, some user sends at its cap, and neither its objective
+/// nor its bound exceeds the brute-force grid. (Regression: the TDMA response once used the
+/// interior slope where the cap binds, so its dual value was no bound and the bracket failed.)
+#[test]
+fn binding_power_caps_against_brute_force() {
+    for access in [Access::Tdma, Access::Ofdma] {
+        binding_caps(access);
+    }
+}
+
+fn binding_caps(access: Access) {
+    let mut at_cap = 0;
+    for (bits, pmax) in [
+        ([4e6, 3e6, 2e6], 0.006),
+        ([3e6, 3e6, 3e6], 0.006),
+        ([5e6, 1e6, 2e6], 0.005),
+    ] {
+        let devices: Vec<_> = bits
+            .iter()
+            .zip([1e-10, 2e-10, 5e-11])
+            .enumerate()
+            .map(|(i, (b, g))| {
+                serde_json::json!({"name": format!("u{i}"), "channel_gain": g,
+                    "max_tx_power_w": pmax, "task": {"partitionable": {"bits": b,
+                    "cycles_per_bit": 1000, "local": {"fixed": {"energy_per_cycle_j": 1e-9}}}}})
+            })
+            .collect();
+        let mut inst: OffloadingInstance = serde_json::from_value(serde_json::json!({
+            "spectrum": {"bandwidth_hz": 1e6, "frame_s": 1.0},
+            "devices": devices
+        }))
+        .unwrap();
+        inst.spectrum.access = access;
+        let p = prep(&inst);
+        let e = exact_obj(&p);
+        let r = run(&p, "exact");
+        let ev = r.evaluation.unwrap();
+        for d in ev.metrics["devices"].as_array().unwrap() {
+            at_cap += (d["tx_power_w"].as_f64().unwrap() >= pmax * (1.0 - 1e-6)) as usize;
+        }
+        let b = run(&p, "brute-force").objective.unwrap();
+        assert!(
+            e <= b * (1.0 + 1e-9),
+            "{access:?} {bits:?}: exact {e} > brute {b}"
+        );
+        assert!(r.bound.unwrap() <= b * (1.0 + 1e-9));
+        // the certified bound is also below every baseline that finds a solution
+        for s in ["all-local", "all-offload", "neurosurgeon", "gradient"] {
+            if let Some(o) = run(&p, s).objective {
+                assert!(r.bound.unwrap() <= o * (1.0 + 1e-9), "{access:?} {s}");
+            }
+        }
+    }
+    assert!(at_cap >= 3, "{access:?}: only {at_cap} users at their cap");
 }

@@ -1,7 +1,8 @@
 //! Baselines: `all-local`, `all-offload` (every device in one fixed mode, partitionable tasks at
 //! the least / the whole offload), `neurosurgeon` (each device picks its own best mode and offload
-//! ignoring the shared frame and server, Neurosurgeon-style); each then gets its upload times from
-//! the fixed-mode convex solve (so only the mode/offload policy is naive).
+//! ignoring the shared spectrum and server, Neurosurgeon-style); each then gets its upload times
+//! (TDMA) or bandwidths (OFDMA) from the fixed-mode convex solve (so only the mode/offload policy
+//! is naive).
 
 use super::cost::Prepared;
 use super::exact::fixed;
@@ -40,7 +41,7 @@ fn run_fixed(
         None => {
             let mut o = Outcome::none(Termination::Completed);
             o.notes
-                .push("the policy's modes do not fit the frame / server together".into());
+                .push("the policy's modes do not fit the spectrum / server together".into());
             Ok(o)
         }
     }
@@ -118,7 +119,7 @@ impl Solver<Offloading> for Neurosurgeon {
         SolverKind::Baseline
     }
     fn description(&self) -> &'static str {
-        "per-device best mode and offload ignoring the shared frame and server (Neurosurgeon-style), then upload times"
+        "per-device best mode and offload ignoring the shared spectrum and server (Neurosurgeon-style), then upload times / bandwidths"
     }
     fn solve(&self, p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<OffloadingSolution>> {
         let allowed = p.all_allowed();

@@ -1,11 +1,13 @@
-//! `brute-force`: a grid over the two shared budgets, independent of the dual machinery. The frame
-//! is cut into equal units (60 when the budgets leave at most two free dimensions, else 40) and
-//! the server capacity (when finite) likewise; every
-//! division of the units among the (≤ 3) devices is enumerated; each device, given its time budget
-//! `t` and server budget `W`, takes its best mode and offload `ℓ` on a 60-point grid of the feasible
-//! interval `[lo, min(hi, r^max t, (W − w0)/w_per_bit)]` (end points included) and uploads for the
-//! whole `min(t, t^max)` (energy falls with time). An upper bound on the optimum for tiny instances;
-//! used to test `exact`.
+//! `brute-force`: a grid over the two shared budgets, independent of the dual machinery. The
+//! spectrum row (the TDMA frame `T`, or the OFDMA band `B`) is cut into equal units (60 when the
+//! budgets leave at most two free dimensions, else 40) and the server capacity (when finite)
+//! likewise; every division of the units among the (≤ 3) devices is enumerated; each device, given
+//! its spectrum share and server budget `W`, takes its best mode and offload `ℓ` on a 60-point grid
+//! of the feasible interval `[lo, min(hi, r^max t, (W − w0)/w_per_bit)]` (end points included) and
+//! uses its whole share: TDMA uploads for `min(share, t^max)` on the band `B`; OFDMA uploads on
+//! the share `b` for the whole window `t^max` (`r^max` the rate at the power cap on that band);
+//! the energy falls with time and with bandwidth. An upper bound on the optimum for tiny
+//! instances; used to test `exact`.
 
 use super::cost::{Point, Prepared};
 use super::{Offloading, OffloadingSolution};
@@ -25,7 +27,8 @@ fn table(p: &Prepared, k: usize, g: usize, gw: usize) -> Vec<Vec<Cell>> {
         .map(|i| {
             (0..=gw)
                 .map(|j| {
-                    let tb = p.frame_s * i as f64 / g as f64;
+                    // this device's share of the spectrum row: time (TDMA) or band (OFDMA)
+                    let ub = p.budget() * i as f64 / g as f64;
                     let wb = if gw == 0 {
                         f64::INFINITY
                     } else {
@@ -36,9 +39,20 @@ fn table(p: &Prepared, k: usize, g: usize, gw: usize) -> Vec<Vec<Cell>> {
                         if m.allowed.is_err() || m.w0 > wb {
                             continue;
                         }
-                        let t = tb.min(m.tmax);
-                        let mut hi = m.hi.min(d.rmax * t);
-                        if t <= 0.0 {
+                        // energy falls with the upload time and the bandwidth: use all of both
+                        let (t, b) = if p.ofdma() {
+                            (m.tmax, ub)
+                        } else {
+                            (ub.min(m.tmax), 0.0)
+                        };
+                        let probe = Point {
+                            mode: mi,
+                            l: 0.0,
+                            t,
+                            b,
+                        };
+                        let mut hi = m.hi.min(p.rate_cap(d, p.band(&probe)) * t);
+                        if t <= 0.0 || p.band(&probe) <= 0.0 {
                             hi = 0.0;
                         }
                         if m.w_per_bit > 0.0 {
@@ -54,10 +68,10 @@ fn table(p: &Prepared, k: usize, g: usize, gw: usize) -> Vec<Vec<Cell>> {
                             } else {
                                 m.lo + (hi - m.lo) * s as f64 / n as f64
                             };
-                            let pt = Point {
-                                mode: mi,
-                                l,
-                                t: if l > 0.0 { t } else { 0.0 },
+                            let pt = if l > 0.0 {
+                                Point { mode: mi, l, t, b }
+                            } else {
+                                Point::idle(mi)
                             };
                             let o = p.dev_obj(k, &pt);
                             if o.is_finite() && best.as_ref().is_none_or(|b| o < b.1) {
@@ -80,7 +94,7 @@ impl Solver<Offloading> for BruteForce {
         SolverKind::Heuristic
     }
     fn description(&self) -> &'static str {
-        "grid over the frame and server budgets (40–60 units) × modes × offload grid; tiny instances (≤ 3 devices)"
+        "grid over the spectrum (TDMA frame or OFDMA band) and server budgets (40–60 units) × modes × offload grid; tiny instances (≤ 3 devices)"
     }
     fn supports(&self, p: &Prepared) -> std::result::Result<(), String> {
         if p.k() > 3 {

@@ -3,7 +3,7 @@
 //! solver, and the nested-bisection dual solve with primal recovery (used by exact, gradient and
 //! baselines for the convex continuous part).
 
-use super::instance::{LlmTask, Objective, Server};
+use super::instance::{Access, LlmTask, Objective, Server};
 use crate::catalog::Catalog;
 use crate::cost::roofline::{layer_time, Hardware};
 use crate::cost::{layer_table, DType, Workload};
@@ -116,6 +116,7 @@ pub struct Prepared {
     pub devs: Vec<Dev>,
     pub bandwidth_hz: f64,
     pub frame_s: f64,
+    pub access: Access,
     pub noise_psd: f64,
     pub capacity_s: f64,
     /// β_s (0 for the device-energy objective).
@@ -123,12 +124,26 @@ pub struct Prepared {
     pub objective: Objective,
 }
 
-/// One device's decision.
+/// One device's decision: mode, offloaded bits `l`, upload time `t` s and (OFDMA) bandwidth `b`
+/// Hz (TDMA: `b` is unused and 0, the device sends on the whole band during its slot).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Point {
     pub mode: usize,
     pub l: f64,
     pub t: f64,
+    pub b: f64,
+}
+
+impl Point {
+    /// Nothing uploaded.
+    pub fn idle(mode: usize) -> Self {
+        Point {
+            mode,
+            l: 0.0,
+            t: 0.0,
+            b: 0.0,
+        }
+    }
 }
 
 /// Energy breakdown of a device decision.
@@ -146,24 +161,72 @@ impl Prepared {
         self.devs.len()
     }
 
-    /// Transmit energy of `l` bits in `t` s (Shannon, `crate::cost::radio`).
-    pub fn tx_j(&self, d: &Dev, l: f64, t: f64) -> (f64, f64) {
+    pub fn ofdma(&self) -> bool {
+        self.access == Access::Ofdma
+    }
+
+    /// Budget of the spectrum row: the frame `T` s (TDMA) or the band `B` Hz (OFDMA).
+    pub fn budget(&self) -> f64 {
+        if self.ofdma() {
+            self.bandwidth_hz
+        } else {
+            self.frame_s
+        }
+    }
+
+    /// A decision's use of the spectrum row: `t` (TDMA) or `b` (OFDMA).
+    pub fn usage(&self, pt: &Point) -> f64 {
+        if self.ofdma() {
+            pt.b
+        } else {
+            pt.t
+        }
+    }
+
+    /// The bandwidth a decision transmits on: `B` (TDMA) or `b` (OFDMA).
+    pub fn band(&self, pt: &Point) -> f64 {
+        if self.ofdma() {
+            pt.b
+        } else {
+            self.bandwidth_hz
+        }
+    }
+
+    /// Natural unit of the spectrum multiplier λ for device `d`: `β a` J/s (TDMA) or
+    /// `β (N0/g) T` J/Hz (OFDMA).
+    pub fn lambda_unit(&self, d: &Dev) -> f64 {
+        if self.ofdma() {
+            d.weight * d.a / self.bandwidth_hz * self.frame_s
+        } else {
+            d.weight * d.a
+        }
+    }
+
+    /// Transmit energy and power of `l` bits in `t` s on `bw` Hz (Shannon, `crate::cost::radio`):
+    /// `t (N0 bw/g)(2^{l/(t bw)} − 1)`.
+    pub fn tx_j(&self, d: &Dev, l: f64, t: f64, bw: f64) -> (f64, f64) {
         if l <= 0.0 {
             return (0.0, 0.0);
         }
-        if t <= 0.0 {
+        if t <= 0.0 || bw <= 0.0 {
             return (f64::INFINITY, f64::INFINITY);
         }
         let r = l / t;
-        let p =
-            crate::cost::radio::tx_power_for_rate_w(r, self.bandwidth_hz, d.gain, self.noise_psd);
+        let p = crate::cost::radio::tx_power_for_rate_w(r, bw, d.gain, self.noise_psd);
         (crate::cost::tx_energy_j(l, r, p), p)
+    }
+
+    /// Rate limit of device `d` on `bw` Hz at its power cap, bit/s (∞ without a cap).
+    pub fn rate_cap(&self, d: &Dev, bw: f64) -> f64 {
+        d.pmax.map_or(f64::INFINITY, |p| {
+            crate::cost::shannon_rate_bps(bw, p, d.gain, self.noise_psd)
+        })
     }
 
     pub fn breakdown(&self, k: usize, pt: &Point) -> Breakdown {
         let d = &self.devs[k];
         let m = &d.modes[pt.mode];
-        let (tx, p) = self.tx_j(d, pt.l, pt.t);
+        let (tx, p) = self.tx_j(d, pt.l, pt.t, self.band(pt));
         Breakdown {
             local_j: m.local_j(pt.l),
             tx_j: tx,
@@ -199,8 +262,27 @@ impl Prepared {
             .collect()
     }
 
-    /// The necessary feasibility test `Σ min t ≤ T`, `Σ min w ≤ F` (exact when every device has
-    /// one mode: the least upload time and the least server time are both at `ℓ = lo`).
+    /// Least use of the spectrum row by a mode: the upload time `lo/r^max` (TDMA) or the least
+    /// bandwidth carrying `lo` bits within `t^max` at the power cap (OFDMA; 0 without a cap).
+    pub fn min_usage(&self, d: &Dev, m: &Mode) -> f64 {
+        if !self.ofdma() {
+            return m.tmin(d.rmax);
+        }
+        if m.lo <= 0.0 {
+            return 0.0;
+        }
+        if m.tmax <= 0.0 {
+            return f64::INFINITY;
+        }
+        match d.pmax {
+            Some(p) => min_band_for_rate(m.lo / m.tmax, p, d.gain, self.noise_psd),
+            None => 0.0,
+        }
+    }
+
+    /// The necessary feasibility test `Σ min use ≤ budget`, `Σ min w ≤ F` (exact when every
+    /// device has one mode: the least spectrum use and the least server time are both at
+    /// `ℓ = lo`).
     pub fn quick_feasible(&self, allowed: &[Vec<usize>]) -> bool {
         let mut st = 0.0;
         let mut sw = 0.0;
@@ -210,29 +292,19 @@ impl Prepared {
             }
             st += al
                 .iter()
-                .map(|&m| d.modes[m].tmin(d.rmax))
+                .map(|&m| self.min_usage(d, &d.modes[m]))
                 .fold(f64::INFINITY, f64::min);
             sw += al
                 .iter()
                 .map(|&m| d.modes[m].wmin())
                 .fold(f64::INFINITY, f64::min);
         }
-        st <= self.frame_s * (1.0 + 1e-12) && sw <= self.capacity_s * (1.0 + 1e-12)
+        st <= self.budget() * (1.0 + 1e-12) && sw <= self.capacity_s * (1.0 + 1e-12)
     }
 }
 
-/// Principal branch of the Lambert W function for `z ≥ −1/e`.
-pub fn lambert_w0(z: f64) -> f64 {
-    if z <= -std::f64::consts::E.recip() {
-        return -1.0;
-    }
-    let mut w = if z < 1.0 {
-        let p = (2.0 * (std::f64::consts::E * z + 1.0)).max(0.0).sqrt();
-        -1.0 + p - p * p / 3.0
-    } else {
-        let l = z.ln();
-        l - l.max(1e-300).ln().max(0.0)
-    };
+/// Halley iterations on `w e^w = z` from the start `w`.
+fn halley_w(z: f64, mut w: f64) -> f64 {
     for _ in 0..50 {
         let ew = w.exp();
         let f = w * ew - z;
@@ -250,8 +322,73 @@ pub fn lambert_w0(z: f64) -> f64 {
     w
 }
 
+/// Principal branch of the Lambert W function for `z ≥ −1/e`.
+pub fn lambert_w0(z: f64) -> f64 {
+    if z <= -std::f64::consts::E.recip() {
+        return -1.0;
+    }
+    let w = if z < 1.0 {
+        let p = (2.0 * (std::f64::consts::E * z + 1.0)).max(0.0).sqrt();
+        -1.0 + p - p * p / 3.0
+    } else {
+        let l = z.ln();
+        l - l.max(1e-300).ln().max(0.0)
+    };
+    halley_w(z, w)
+}
+
+/// Lower branch `W_{−1}` of the Lambert W function for `z ∈ [−1/e, 0)` (values `≤ −1`).
+pub fn lambert_wm1(z: f64) -> f64 {
+    if z <= -std::f64::consts::E.recip() {
+        return -1.0;
+    }
+    if z >= 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    let w = if z < -0.25 {
+        let p = -(2.0 * (std::f64::consts::E * z + 1.0)).max(0.0).sqrt();
+        -1.0 + p - p * p / 3.0 + 11.0 / 72.0 * p * p * p
+    } else {
+        let l1 = (-z).ln();
+        let l2 = (-l1).ln();
+        l1 - l2 + l2 / l1
+    };
+    halley_w(z, w).min(-1.0)
+}
+
+/// Least bandwidth, Hz, at which `c` bit/s fit under the transmit power cap `p` W: the root `b`
+/// of `b log2(1 + p g/(N0 b)) = c` (the rate is concave increasing in `b`). With
+/// `y = p g/(N0 b)` and `q = c N0 ln2/(p g)`: `ln(1 + y) = q y`, so
+/// `1 + y = −W_{−1}(−q e^{−q})/q`; ∞ when `q ≥ 1` (above the cap's rate at any bandwidth,
+/// `p g/(N0 ln 2)`). Two guarded Newton steps polish the root.
+pub fn min_band_for_rate(c: f64, p: f64, gain: f64, n0: f64) -> f64 {
+    if c <= 0.0 {
+        return 0.0;
+    }
+    let q = c * n0 * std::f64::consts::LN_2 / (p * gain);
+    if q >= 1.0 {
+        return f64::INFINITY;
+    }
+    let y = -lambert_wm1(-q * (-q).exp()) / q - 1.0;
+    if y <= 0.0 || !y.is_finite() {
+        return f64::INFINITY;
+    }
+    let mut b = p * gain / (n0 * y);
+    for _ in 0..2 {
+        let f = crate::cost::shannon_rate_bps(b, p, gain, n0) - c;
+        let sl = crate::cost::radio::shannon_rate_slope(b, p, gain, n0);
+        let nb = b - f / sl;
+        if nb > 0.0 && nb.is_finite() {
+            b = nb;
+        }
+    }
+    b
+}
+
 /// The spectral efficiency `x*` (bit/s/Hz) minimising `β a t (2^x − 1) + λ t` per offloaded bit:
 /// the root of `2^x (x ln2 − 1) + 1 = ρ`, `ρ = λ/(β a)`: `x ln2 = 1 + W0((ρ − 1)/e)`.
+/// (OFDMA: the same root with `ρ = λ/(β (N0/g) t)` minimises `β t (N0 b/g)(2^x − 1) + λ b` per
+/// bit over the bandwidth `b = ℓ/(t x)`.)
 pub fn best_efficiency(rho: f64) -> f64 {
     if rho <= 0.0 {
         return 0.0;
@@ -260,17 +397,134 @@ pub fn best_efficiency(rho: f64) -> f64 {
     (y / std::f64::consts::LN_2).max(0.0)
 }
 
-/// A device's best response to the multipliers (λ for the TDMA frame, μ for server time).
+/// Minimiser over `[lo, hi]` of a convex function of one variable given its (sub)derivative:
+/// bisection on the sign, to ~1e-13 relative.
+fn argmin_convex(lo: f64, hi: f64, dh: impl Fn(f64) -> f64) -> f64 {
+    if hi - lo <= 1e-12 * hi.max(1.0) || dh(lo) >= 0.0 {
+        return lo;
+    }
+    if dh(hi) <= 0.0 {
+        return hi;
+    }
+    let (mut a, mut b) = (lo, hi);
+    for _ in 0..100 {
+        let c = 0.5 * (a + b);
+        if dh(c) < 0.0 {
+            a = c
+        } else {
+            b = c
+        }
+        if b - a <= 1e-13 * b {
+            break;
+        }
+    }
+    0.5 * (a + b)
+}
+
+/// OFDMA, one device and mode uploading over its whole window `t`: the bandwidth minimising
+/// `β t (N0 b/g)(2^{ℓ/(t b)} − 1) + λ b` for given `ℓ` under `b ≤ B` and the power cap, and
+/// the slope in `ℓ` of that minimum.
+struct BandResponse<'a> {
+    p: &'a Prepared,
+    d: &'a Dev,
+    t: f64,
+    lam: f64,
+    /// `N0/g`, W/Hz.
+    a1: f64,
+    /// Unconstrained best spectral efficiency `x*`.
+    xs: f64,
+    /// Rate above which the unconstrained bandwidth `c/x*` breaks the power cap, bit/s.
+    c_cap: f64,
+}
+
+impl<'a> BandResponse<'a> {
+    fn new(p: &'a Prepared, d: &'a Dev, t: f64, lam: f64) -> Self {
+        let a1 = p.noise_psd / d.gain;
+        let xs = if t > 0.0 {
+            best_efficiency(lam / (d.weight * a1 * t))
+        } else {
+            0.0
+        };
+        // a1 (c/x*)(2^{x*} − 1) > P  ⇔  c > P x* / (a1 (2^{x*} − 1)); limit P/(a1 ln 2) at x* → 0
+        let c_cap = match d.pmax {
+            None => f64::INFINITY,
+            Some(pm) if xs > 0.0 => pm * xs / (a1 * (xs * std::f64::consts::LN_2).exp_m1()),
+            Some(pm) => pm / (a1 * std::f64::consts::LN_2),
+        };
+        BandResponse {
+            p,
+            d,
+            t,
+            lam,
+            a1,
+            xs,
+            c_cap,
+        }
+    }
+
+    /// Best bandwidth for `l` bits and whether the power cap binds.
+    fn band(&self, l: f64) -> (f64, bool) {
+        if l <= 0.0 || self.t <= 0.0 {
+            return (0.0, false);
+        }
+        let c = l / self.t;
+        let bw = self.p.bandwidth_hz;
+        let bu = if self.xs > 0.0 {
+            c / self.xs
+        } else {
+            f64::INFINITY
+        };
+        if bu >= bw {
+            return (bw, false);
+        }
+        match self.d.pmax {
+            Some(pm) if c > self.c_cap => (
+                min_band_for_rate(c, pm, self.d.gain, self.p.noise_psd).min(bw),
+                true,
+            ),
+            _ => (bu, false),
+        }
+    }
+
+    /// Slope in `l` of `min_b [β·tx(l, t, b) + λ b]`: `β (N0/g) ln2 · 2^{l/(t b)}` where the
+    /// power cap is slack (envelope theorem), `λ / (t R'(b))` where it binds (the power is the
+    /// cap, so the transmit energy `P t` is constant and `b` follows the cap).
+    fn slope(&self, l: f64) -> f64 {
+        let (b, capped) = self.band(l);
+        if capped {
+            let pm = self.d.pmax.unwrap_or(f64::INFINITY);
+            let rs = crate::cost::radio::shannon_rate_slope(b, pm, self.d.gain, self.p.noise_psd);
+            return self.lam / (self.t * rs);
+        }
+        let x = if b > 0.0 { l / (self.t * b) } else { self.xs };
+        self.d.weight * self.a1 * std::f64::consts::LN_2 * x.exp2()
+    }
+
+    fn point(&self, mode: usize, l: f64) -> Point {
+        let (b, _) = self.band(l);
+        if l <= 0.0 {
+            return Point::idle(mode);
+        }
+        Point {
+            mode,
+            l,
+            t: self.t,
+            b,
+        }
+    }
+}
+
+/// A device's best response to the multipliers (λ for the spectrum row, μ for server time).
 #[derive(Debug, Clone, Copy)]
 pub struct Resp {
     pub pt: Point,
-    /// Lagrangian value: objective + λ t + μ w.
+    /// Lagrangian value: objective + λ·use + μ w (use: `t` TDMA, `b` OFDMA).
     pub val: f64,
     pub w: f64,
 }
 
 impl Prepared {
-    /// Upload time minimising the Lagrangian for `l` bits given `x*`.
+    /// TDMA: upload time minimising the Lagrangian for `l` bits given `x*`.
     fn best_t(&self, d: &Dev, m: &Mode, l: f64, xs: f64) -> f64 {
         if l <= 0.0 {
             return 0.0;
@@ -283,70 +537,67 @@ impl Prepared {
         t.max(l / d.rmax).min(m.tmax)
     }
 
-    fn mode_val(&self, k: usize, mi: usize, l: f64, t: f64, lam: f64, mu: f64) -> f64 {
-        let pt = Point { mode: mi, l, t };
-        self.dev_obj(k, &pt) + lam * t + mu * self.devs[k].modes[mi].server_s(l)
+    /// Lagrangian term of one device: objective + λ·use + μ w.
+    pub fn lagrangian(&self, k: usize, pt: &Point, lam: f64, mu: f64) -> f64 {
+        self.dev_obj(k, pt) + lam * self.usage(pt) + mu * self.devs[k].modes[pt.mode].server_s(pt.l)
+    }
+
+    /// Best point of device `k` in mode `mi` at (λ, μ): a 1-D convex minimisation in `ℓ` with
+    /// the best upload time (TDMA, closed form) or bandwidth (OFDMA, closed form) inside.
+    fn respond_mode(&self, k: usize, mi: usize, lam: f64, mu: f64) -> Point {
+        let d = &self.devs[k];
+        let m = &d.modes[mi];
+        let hi = m.hi_eff(d.rmax);
+        let lo = m.lo.min(hi);
+        let lin = |l: f64| {
+            d.weight * m.local_deriv(l) + self.server_weight * m.es_per_bit + mu * m.w_per_bit
+        };
+        if self.ofdma() {
+            let br = BandResponse::new(self, d, m.tmax, lam);
+            let l = argmin_convex(lo, hi, |l| lin(l) + br.slope(l));
+            return br.point(mi, l);
+        }
+        let xs = best_efficiency(lam / (d.weight * d.a));
+        let bw = self.bandwidth_hz;
+        // The slope in ℓ of `min_t [β·tx(ℓ, t) + λ t]`: where the best `t` is interior or at
+        // `t^max` (λ t then constant), `β a ln2 · 2^{ℓ/(t B)} / B` (envelope theorem); where the
+        // power cap binds (`t = ℓ/r^max`, power `P^max`), `(β P^max + λ)/r^max`.
+        let cap_binds = xs * bw > d.rmax;
+        let l = argmin_convex(lo, hi, |l| {
+            let t = self.best_t(d, m, l, xs);
+            let tx = match d.pmax {
+                Some(pm) if cap_binds => (d.weight * pm + lam) / d.rmax,
+                _ => {
+                    let x = if l > 0.0 && t > 0.0 { l / (t * bw) } else { xs };
+                    d.weight * d.a * std::f64::consts::LN_2 * x.exp2() / bw
+                }
+            };
+            lin(l) + tx
+        });
+        Point {
+            mode: mi,
+            l,
+            t: self.best_t(d, m, l, xs),
+            b: 0.0,
+        }
     }
 
     /// Best response of device `k` over the modes `allowed` (ties: the first mode wins).
     pub fn respond(&self, k: usize, allowed: &[usize], lam: f64, mu: f64) -> Resp {
-        let d = &self.devs[k];
-        let xs = best_efficiency(lam / (d.weight * d.a));
         let mut best: Option<Resp> = None;
         for &mi in allowed {
-            let m = &d.modes[mi];
-            let hi = m.hi_eff(d.rmax);
-            let lo = m.lo.min(hi);
-            let dh = |l: f64| -> f64 {
-                let t = self.best_t(d, m, l, xs);
-                let x = if l > 0.0 && t > 0.0 {
-                    l / (t * self.bandwidth_hz)
-                } else {
-                    xs.min(d.rmax / self.bandwidth_hz)
-                };
-                d.weight
-                    * (m.local_deriv(l)
-                        + d.a * std::f64::consts::LN_2 * x.exp2() / self.bandwidth_hz)
-                    + self.server_weight * m.es_per_bit
-                    + mu * m.w_per_bit
-            };
-            let l = if hi - lo <= 1e-12 * hi.max(1.0) {
-                lo
-            } else if dh(lo) >= 0.0 {
-                lo
-            } else if dh(hi) <= 0.0 {
-                hi
-            } else {
-                let (mut a, mut b) = (lo, hi);
-                for _ in 0..100 {
-                    let c = 0.5 * (a + b);
-                    if dh(c) < 0.0 {
-                        a = c
-                    } else {
-                        b = c
-                    }
-                    if b - a <= 1e-13 * b {
-                        break;
-                    }
-                }
-                0.5 * (a + b)
-            };
-            let t = self.best_t(d, m, l, xs);
-            let val = self.mode_val(k, mi, l, t, lam, mu);
+            let pt = self.respond_mode(k, mi, lam, mu);
+            let val = self.lagrangian(k, &pt, lam, mu);
             if best.as_ref().is_none_or(|b| val < b.val) {
                 best = Some(Resp {
-                    pt: Point { mode: mi, l, t },
+                    pt,
                     val,
-                    w: m.server_s(l),
+                    w: self.devs[k].modes[mi].server_s(pt.l),
                 });
             }
         }
         best.unwrap_or(Resp {
-            pt: Point {
-                mode: 0,
-                l: 0.0,
-                t: 0.0,
-            },
+            pt: Point::idle(0),
             val: f64::INFINITY,
             w: 0.0,
         })
@@ -356,7 +607,8 @@ impl Prepared {
 /// All responses at (λ, μ) and the dual value.
 pub struct Round {
     pub resp: Vec<Resp>,
-    pub sum_t: f64,
+    /// Use of the spectrum row: `Σ t` (TDMA) or `Σ b` (OFDMA).
+    pub sum_use: f64,
     pub sum_w: f64,
     pub g: f64,
 }
@@ -373,17 +625,17 @@ impl Prepared {
                 .map(|k| self.respond(k, &allowed[k], lam, mu))
                 .collect()
         };
-        let sum_t = resp.iter().map(|r| r.pt.t).sum();
+        let sum_use = resp.iter().map(|r| self.usage(&r.pt)).sum();
         let sum_w = resp.iter().map(|r| r.w).sum();
         let cap = if self.capacity_s.is_finite() {
             mu * self.capacity_s
         } else {
             0.0
         };
-        let g = resp.iter().map(|r| r.val).sum::<f64>() - lam * self.frame_s - cap;
+        let g = resp.iter().map(|r| r.val).sum::<f64>() - lam * self.budget() - cap;
         Round {
             resp,
-            sum_t,
+            sum_use,
             sum_w,
             g,
         }
@@ -407,6 +659,7 @@ pub fn combine(a: &[Point], b: &[Point], theta: f64) -> (Vec<Point>, Vec<usize>)
                     mode: x.mode,
                     l: (1.0 - theta) * x.l + theta * y.l,
                     t: (1.0 - theta) * x.t + theta * y.t,
+                    b: (1.0 - theta) * x.b + theta * y.b,
                 }
             }
         })
@@ -418,7 +671,7 @@ pub fn combine(a: &[Point], b: &[Point], theta: f64) -> (Vec<Point>, Vec<usize>)
 pub struct DualOut {
     /// Best dual value seen (a valid lower bound on the restricted problem).
     pub bound: f64,
-    /// The recovered decision (`Σt ≤ T`, `Σw ≤ F`), exact combination when `mixed` is empty.
+    /// The recovered decision (`Σ use ≤ budget`, `Σw ≤ F`), exact combination when `mixed` is empty.
     pub pts: Option<Vec<Point>>,
     /// Devices whose mode differs across the bracketing responses.
     pub mixed: Vec<usize>,
@@ -435,11 +688,34 @@ struct Inner {
     lam: f64,
 }
 
-fn sum_t(pts: &[Point]) -> f64 {
-    pts.iter().map(|p| p.t).sum()
-}
-
 impl Prepared {
+    fn sum_use(&self, pts: &[Point]) -> f64 {
+        pts.iter().map(|p| self.usage(p)).sum()
+    }
+
+    /// [`combine`], then (OFDMA) every uploading device transmits over its whole window
+    /// `t^max` (the energy falls with `t`; mixing with an idle point shortens `t`).
+    pub fn combine(&self, a: &[Point], b: &[Point], theta: f64) -> (Vec<Point>, Vec<usize>) {
+        let (mut pts, mixed) = combine(a, b, theta);
+        if self.ofdma() {
+            for (k, x) in pts.iter_mut().enumerate() {
+                if x.l > 0.0 {
+                    x.t = self.devs[k].modes[x.mode].tmax;
+                }
+            }
+        }
+        (pts, mixed)
+    }
+
+    /// Largest natural unit of λ over the devices (start of the bracket search).
+    fn lambda_scale(&self) -> f64 {
+        self.devs
+            .iter()
+            .map(|d| self.lambda_unit(d))
+            .fold(0.0_f64, f64::max)
+            .max(1e-300)
+    }
+
     fn sum_w(&self, pts: &[Point]) -> f64 {
         pts.iter()
             .enumerate()
@@ -447,7 +723,7 @@ impl Prepared {
             .sum()
     }
 
-    /// Inner problem at fixed μ: maximise over λ by bisection on `Σt(λ) = T`.
+    /// Inner problem at fixed μ: maximise over λ by bisection on `Σ use(λ) = budget`.
     fn inner(
         &self,
         allowed: &[Vec<usize>],
@@ -467,7 +743,7 @@ impl Prepared {
             *best_g = best_g.max(r.g);
             r
         };
-        let tf = self.frame_s;
+        let tf = self.budget();
         let r0 = eval(0.0, best_g);
         let finish = |pts: Vec<Point>, mixed: Vec<usize>, lam: f64| {
             let sw = self.sum_w(&pts);
@@ -480,23 +756,17 @@ impl Prepared {
                 lam,
             }
         };
-        if r0.sum_t <= tf {
+        if r0.sum_use <= tf {
             let pts = r0.resp.iter().map(|r| r.pt).collect();
             return Some(finish(pts, vec![], 0.0));
         }
         // bracket
-        let scale = self
-            .devs
-            .iter()
-            .map(|d| d.weight * d.a)
-            .fold(0.0_f64, f64::max)
-            .max(1e-300);
         let mut lo = 0.0;
         let mut lo_r = r0;
-        let mut hi = scale;
+        let mut hi = self.lambda_scale();
         let mut hi_r = eval(hi, best_g);
         let mut n = 0;
-        while hi_r.sum_t > tf {
+        while hi_r.sum_use > tf {
             lo = hi;
             lo_r = hi_r;
             hi *= 4.0;
@@ -511,7 +781,7 @@ impl Prepared {
             let mut l = hi / 4.0;
             loop {
                 let r = eval(l, best_g);
-                if r.sum_t > tf || l < 1e-300 {
+                if r.sum_use > tf || l < 1e-300 {
                     lo = l;
                     lo_r = r;
                     break;
@@ -529,17 +799,17 @@ impl Prepared {
                 lo_r.resp.iter().map(|r| r.pt).collect(),
             );
             let (_, mixed) = combine(&hp, &lp, 0.0);
-            let st_hi = sum_t(&hp);
+            let st_hi = self.sum_use(&hp);
             let dt: f64 = (0..self.k())
                 .filter(|k| !mixed.contains(k))
-                .map(|k| lp[k].t - hp[k].t)
+                .map(|k| self.usage(&lp[k]) - self.usage(&hp[k]))
                 .sum();
             let theta = if dt > 0.0 {
                 ((tf - st_hi) / dt).clamp(0.0, 1.0) * (1.0 - 1e-12)
             } else {
                 0.0
             };
-            let (pts, mixed) = combine(&hp, &lp, theta);
+            let (pts, mixed) = self.combine(&hp, &lp, theta);
             let cand = finish(pts, mixed, hi);
             let lagr = cand.obj + mu * cand.sum_w - cap;
             let gap = lagr - *best_g;
@@ -549,7 +819,7 @@ impl Prepared {
             }
             let mid = if lo > 0.0 { (lo * hi).sqrt() } else { 0.5 * hi };
             let r = eval(mid, best_g);
-            if r.sum_t > tf {
+            if r.sum_use > tf {
                 lo = mid;
                 lo_r = r;
             } else {
@@ -652,7 +922,7 @@ impl Prepared {
             } else {
                 0.0
             };
-            let (pts, mut mixed) = combine(&hi_i.pts, &lo_i.pts, theta);
+            let (pts, mut mixed) = self.combine(&hi_i.pts, &lo_i.pts, theta);
             for &k in hi_i.mixed.iter().chain(&lo_i.mixed) {
                 if !mixed.contains(&k) {
                     mixed.push(k);
@@ -883,4 +1153,131 @@ pub fn build_llm_modes(
         });
     }
     Ok(modes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lambert_branches_invert_w_exp_w() {
+        for i in 1..200 {
+            let z = -std::f64::consts::E.recip() * (i as f64 / 200.0);
+            let w = lambert_wm1(z);
+            assert!(
+                w <= -1.0 && ((w * w.exp() - z) / z).abs() < 1e-10,
+                "{z} {w}"
+            );
+            let w0 = lambert_w0(z);
+            assert!(w0 >= -1.0 && (w0 * w0.exp() - z).abs() < 1e-12, "{z} {w0}");
+        }
+        let z = -1e-200;
+        let w = lambert_wm1(z);
+        assert!(((w * w.exp() - z) / z).abs() < 1e-10);
+    }
+
+    #[test]
+    fn min_band_meets_the_rate_at_the_power_cap() {
+        let (p, g, n0) = (0.5, 1e-12, 4e-21);
+        let limit = p * g / (n0 * std::f64::consts::LN_2);
+        for f in [1e-9, 1e-6, 1e-3, 0.1, 0.5, 0.9, 0.99] {
+            let c = f * limit;
+            let b = min_band_for_rate(c, p, g, n0);
+            let r = crate::cost::shannon_rate_bps(b, p, g, n0);
+            assert!(
+                ((r - c) / c).abs() < 1e-9,
+                "f {f}: rate {r} vs {c} at {b} Hz"
+            );
+        }
+        assert_eq!(min_band_for_rate(limit * 1.01, p, g, n0), f64::INFINITY);
+        assert_eq!(min_band_for_rate(0.0, p, g, n0), 0.0);
+    }
+
+    /// The best response (closed-form upload time (TDMA) or bandwidth (OFDMA), bisection on ℓ)
+    /// is the minimum of the Lagrangian term over a fine (ℓ, t) or (ℓ, b) grid, with and without
+    /// a binding power cap.
+    #[test]
+    fn response_minimises_the_lagrangian() {
+        response_vs_grid(Access::Tdma);
+        response_vs_grid(Access::Ofdma);
+    }
+
+    fn response_vs_grid(access: Access) {
+        let doc = serde_json::json!({
+            "spectrum": {"bandwidth_hz": 1e6, "frame_s": 1.0},
+            "devices": [
+                {"name": "a", "channel_gain": 1e-10, "max_tx_power_w": 0.006,
+                 "task": {"partitionable": {"bits": 4e6, "cycles_per_bit": 1000,
+                     "local": {"fixed": {"energy_per_cycle_j": 1e-9}}}}},
+                {"name": "b", "channel_gain": 5e-11,
+                 "task": {"partitionable": {"bits": 2e6, "cycles_per_bit": 1000,
+                     "local": {"dvfs": {"kappa": 1e-28}}}}},
+                {"name": "c", "channel_gain": 2e-10, "max_tx_power_w": 0.003,
+                 "task": {"partitionable": {"bits": 3e6, "cycles_per_bit": 800,
+                     "local": {"dvfs": {"kappa": 1e-27}}}}}
+            ]
+        });
+        let mut inst: crate::problems::offloading::OffloadingInstance =
+            serde_json::from_value(doc).unwrap();
+        inst.spectrum.access = access;
+        let p = inst.prepare(crate::catalog::Catalog::builtin()).unwrap();
+        let lams: &[f64] = if p.ofdma() {
+            &[0.0, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5]
+        } else {
+            &[0.0, 1e-3, 1e-2, 1e-1, 1.0, 10.0]
+        };
+        let mut capped = 0;
+        for k in 0..p.k() {
+            let d = &p.devs[k];
+            let m = &d.modes[0];
+            for &lam in lams {
+                let r = p.respond(k, &[0], lam, 0.0);
+                if let Some(pm) = d.pmax {
+                    let (_, pw) = p.tx_j(d, r.pt.l, r.pt.t, p.band(&r.pt));
+                    capped += (pw >= pm * (1.0 - 1e-9)) as usize;
+                }
+                let hi = m.hi_eff(d.rmax);
+                let mut best = f64::INFINITY;
+                for i in 0..=300 {
+                    let l = m.lo + (hi - m.lo) * i as f64 / 300.0;
+                    for j in 1..=400 {
+                        let f = j as f64 / 400.0;
+                        let pt = if p.ofdma() {
+                            Point {
+                                mode: 0,
+                                l,
+                                t: m.tmax,
+                                b: p.bandwidth_hz * f,
+                            }
+                        } else {
+                            Point {
+                                mode: 0,
+                                l,
+                                t: m.tmax * f,
+                                b: 0.0,
+                            }
+                        };
+                        if l > p.rate_cap(d, p.band(&pt)) * pt.t {
+                            continue;
+                        }
+                        best = best.min(p.lagrangian(k, &pt, lam, 0.0));
+                    }
+                }
+                assert!(
+                    r.val <= best * (1.0 + 1e-9),
+                    "{access:?} {k} λ {lam}: {} > grid {best}",
+                    r.val
+                );
+                assert!(
+                    best <= r.val * 1.02 + 1e-12,
+                    "{access:?} {k} λ {lam}: grid {best} ≫ {}",
+                    r.val
+                );
+            }
+        }
+        assert!(
+            capped >= 3,
+            "{access:?}: power cap bound in only {capped} responses"
+        );
+    }
 }

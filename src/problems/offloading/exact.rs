@@ -61,6 +61,7 @@ pub fn solve(
     let mut nodes = 0;
     let mut proved = true;
     let mut closed_bound = f64::INFINITY; // min bound over nodes closed without an incumbent proof
+    let mut pruned_bound = f64::INFINITY; // min dual bound over nodes pruned or solved (leaves)
     let inc_obj = |inc: &Option<(Vec<Point>, f64)>| inc.as_ref().map_or(f64::INFINITY, |x| x.1);
     while let Some(node) = heap.pop() {
         let ub = inc_obj(&inc);
@@ -106,6 +107,7 @@ pub fn solve(
         }
         let ub = inc_obj(&inc);
         if bound >= ub - tol * ub.abs() || single {
+            pruned_bound = pruned_bound.min(bound);
             continue;
         }
         // branch on a flipping device, else on any device with several modes
@@ -115,7 +117,10 @@ pub fn solve(
             .copied()
             .find(|&k| node.allowed[k].len() > 1)
             .or_else(|| (0..p.k()).find(|&k| node.allowed[k].len() > 1));
-        let Some(k) = k else { continue };
+        let Some(k) = k else {
+            pruned_bound = pruned_bound.min(bound);
+            continue;
+        };
         let m = pts[k].mode;
         let m = if node.allowed[k].contains(&m) {
             m
@@ -134,7 +139,9 @@ pub fn solve(
         .iter()
         .map(|n| n.bound)
         .fold(f64::INFINITY, f64::min)
-        .min(closed_bound);
+        .min(closed_bound)
+        .min(pruned_bound);
+    // the proven lower bound (not the incumbent): the least bound of every leaf of the tree
     let bound = open.min(ub);
     (inc, bound, nodes, proved)
 }

@@ -1,6 +1,7 @@
 //! Random instances. Sizes `small` (3 devices), `medium` (50), `large` (1000), or a number; prefix
 //! `classic-` (e.g. `classic-30`) gives You et al.'s classic TDMA model (partitionable tasks, fixed
-//! energy per cycle, no power caps, unlimited server), which the `threshold` policy solves.
+//! energy per cycle, no power caps, unlimited server), which the `threshold` policy solves; prefix
+//! `ofdma-` (e.g. `ofdma-large`, `ofdma-classic-30`) the same instance with OFDMA bandwidth sharing.
 //!
 //! Mixed instances: frame T = 1 s, bandwidth 0.1 MHz per device (classic: 60 kHz per device), N0 = −174 dBm/Hz; channel gain from
 //! the 3GPP path loss `128.1 + 37.6 log10(d km)` with d ∈ [0.05, 0.5] km; R ∈ [0.1, 1] Mbit,
@@ -76,6 +77,7 @@ pub fn instance(k: usize, classic: bool, seed: u64) -> OffloadingInstance {
         spectrum: Spectrum {
             bandwidth_hz: if classic { 6e4 } else { 1e5 } * k as f64,
             frame_s: 1.0,
+            access: Access::Tdma,
             noise_psd_w_per_hz: 4e-21,
         },
         server: Server {
@@ -93,6 +95,18 @@ pub fn instance(k: usize, classic: bool, seed: u64) -> OffloadingInstance {
 }
 
 pub fn generate(size: &str, seed: u64) -> Result<OffloadingInstance> {
+    let (ofdma, size) = match size.strip_prefix("ofdma-") {
+        Some(r) => (true, r),
+        None => (false, size),
+    };
+    let mut inst = generate_tdma(size, seed)?;
+    if ofdma {
+        inst.spectrum.access = Access::Ofdma;
+    }
+    Ok(inst)
+}
+
+fn generate_tdma(size: &str, seed: u64) -> Result<OffloadingInstance> {
     let (classic, s) = match size.strip_prefix("classic-") {
         Some(r) => (true, r),
         None => (false, size),
@@ -105,7 +119,7 @@ pub fn generate(size: &str, seed: u64) -> Result<OffloadingInstance> {
             Error::invalid(
                 "$.size",
                 format!(
-                    "unknown size '{size}' (small, medium, large, a number, or classic-<size>)"
+                    "unknown size '{size}' (small, medium, large, a number, or classic-<size>; prefix ofdma- for OFDMA)"
                 ),
             )
         })?,

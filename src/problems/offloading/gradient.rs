@@ -1,4 +1,5 @@
-//! `gradient`: projected subgradient ascent on the multipliers (λ frame, μ server) with a
+//! `gradient`: projected subgradient ascent on the multipliers (λ spectrum: the TDMA
+//! frame or the OFDMA band; μ server) with a
 //! diminishing normalised step; the best dual value is a valid bound; the primal is the fixed-mode
 //! convex solve on the modes of the best dual response. Reports its gap.
 
@@ -18,7 +19,7 @@ impl Solver<Offloading> for DualAscent {
         SolverKind::Gradient
     }
     fn description(&self) -> &'static str {
-        "projected subgradient dual ascent on the frame and server multipliers; primal by the fixed-mode convex solve"
+        "projected subgradient dual ascent on the spectrum (TDMA frame / OFDMA band) and server multipliers; primal by the fixed-mode convex solve"
     }
     fn solve(&self, p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<OffloadingSolution>> {
         let allowed = p.all_allowed();
@@ -26,7 +27,7 @@ impl Solver<Offloading> for DualAscent {
             return Ok(Outcome::none(Termination::Infeasible));
         }
         let iters = ctx.options.iteration_limit.unwrap_or(300).max(1);
-        let scale = p.devs.iter().map(|d| d.weight * d.a).sum::<f64>() / p.k() as f64;
+        let scale = p.devs.iter().map(|d| p.lambda_unit(d)).sum::<f64>() / p.k() as f64;
         let (mut lam, mut mu) = (scale, 0.0);
         let mut best = (f64::NEG_INFINITY, vec![]);
         let mut n = 0;
@@ -41,7 +42,7 @@ impl Solver<Offloading> for DualAscent {
             }
             // multiplicative-normalised projected step
             let step = 1.0 / (it as f64).sqrt();
-            let gt = (r.sum_t - p.frame_s) / p.frame_s;
+            let gt = (r.sum_use - p.budget()) / p.budget();
             lam = (lam * (1.0 + step * gt.clamp(-0.9, 4.0))).max(0.0)
                 + step * scale * gt.max(0.0) * 1e-3;
             if p.capacity_s.is_finite() {

@@ -28,17 +28,33 @@ pub struct OffloadingInstance {
     pub devices: Vec<DeviceSpec>,
 }
 
-/// TDMA uplink: the whole band, time-shared within a frame.
+/// The shared uplink: bandwidth `B` within a frame `T`, time-shared (TDMA) or split (OFDMA).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Spectrum {
     /// Uplink bandwidth B, Hz.
     pub bandwidth_hz: f64,
-    /// TDMA frame length T, s: `Σ_k t_k ≤ T`.
+    /// Frame length T, s. TDMA: `Σ_k t_k ≤ T`; OFDMA: every upload within the frame, `t_k ≤ T`.
     pub frame_s: f64,
+    /// Multiple access (default `tdma`): `tdma` (each device uses the whole band B for its slot
+    /// `t_k`, `Σ_k t_k ≤ T`) or `ofdma` (device k gets bandwidth `b_k`, `Σ_k b_k ≤ B`, and
+    /// uploads over its whole window).
+    #[serde(default)]
+    pub access: Access,
     /// Noise power spectral density N0, W/Hz (default 4e-21, −174 dBm/Hz).
     #[serde(default = "default_n0")]
     pub noise_psd_w_per_hz: f64,
+}
+
+/// Multiple access on the uplink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    /// Time sharing of the whole band: `Σ_k t_k ≤ T`.
+    #[default]
+    Tdma,
+    /// Bandwidth sharing: `Σ_k b_k ≤ B`, simultaneous uploads.
+    Ofdma,
 }
 
 fn default_n0() -> f64 {
@@ -322,6 +338,7 @@ impl OffloadingInstance {
             devs,
             bandwidth_hz: bw,
             frame_s: frame,
+            access: self.spectrum.access,
             noise_psd: n0,
             capacity_s: cap,
             server_weight,

@@ -29,7 +29,12 @@ fn policy(p: &Prepared, prio: &[f64], lam: f64) -> Vec<Point> {
             } else {
                 f64::INFINITY
             };
-            Point { mode: 0, l, t }
+            Point {
+                mode: 0,
+                l,
+                t,
+                b: 0.0,
+            }
         })
         .collect()
 }
@@ -45,6 +50,9 @@ impl Solver<Offloading> for Threshold {
         "You et al. (TWC 2017) closed-form threshold policy on the offloading priority, threshold by bisection (classic TDMA model only)"
     }
     fn supports(&self, p: &Prepared) -> std::result::Result<(), String> {
+        if p.ofdma() {
+            return Err("TDMA only: You et al.'s threshold policy is for time sharing of the band, not OFDMA bandwidth sharing".into());
+        }
         if p.capacity_s.is_finite() {
             return Err("needs an unlimited server (no capacity_s)".into());
         }
