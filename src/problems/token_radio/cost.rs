@@ -130,11 +130,43 @@ impl Curve {
     pub fn is_concave(&self) -> bool {
         match self {
             Curve::Saturating { .. } => true,
+            Curve::Points { xs, ys } => (2..xs.len()).all(|i| {
+                let s0 = (ys[i - 1] - ys[i - 2]) / (xs[i - 1] - xs[i - 2]);
+                let s1 = (ys[i] - ys[i - 1]) / (xs[i] - xs[i - 1]);
+                s1 <= s0 + 1e-12
+            }),
+        }
+    }
+
+    /// Number of smooth pieces: 1 for the saturating curve, one per segment for points.
+    pub fn pieces(&self) -> usize {
+        match self {
+            Curve::Saturating { .. } => 1,
+            Curve::Points { xs, .. } => xs.len() - 1,
+        }
+    }
+
+    /// The ρ-interval of piece `i` (see [`Curve::pieces`]).
+    pub fn piece(&self, i: usize) -> (f64, f64) {
+        match self {
+            Curve::Saturating { .. } => (0.0, 1.0),
+            Curve::Points { xs, .. } => (xs[i], xs[i + 1]),
+        }
+    }
+
+    /// `(A, A', A'')` at ρ on piece `i` (for points the piece's line, so a breakpoint gets the
+    /// one-sided slope of the piece it is evaluated on).
+    pub fn derivs(&self, rho: f64, i: usize) -> (f64, f64, f64) {
+        match self {
+            Curve::Saturating { floor, max, rate } => {
+                let kk = (max - floor) / (-(-rate).exp_m1());
+                let em = (-rate * rho).exp_m1();
+                let a1 = kk * rate * (1.0 + em);
+                (floor - kk * em, a1, -rate * a1)
+            }
             Curve::Points { xs, ys } => {
-                let s: Vec<f64> = (1..xs.len())
-                    .map(|i| (ys[i] - ys[i - 1]) / (xs[i] - xs[i - 1]))
-                    .collect();
-                s.windows(2).all(|w| w[1] <= w[0] + 1e-12)
+                let s = (ys[i + 1] - ys[i]) / (xs[i + 1] - xs[i]);
+                (ys[i] + s * (rho - xs[i]), s, 0.0)
             }
         }
     }
@@ -228,6 +260,10 @@ pub struct Alloc {
 pub struct Choice {
     /// `w·u(A) − λ b − μ φ`.
     pub value: f64,
+    /// An upper bound on the user's true maximum of `w·u(A) − C` (concavity: `f(y) ≤ f(n) +
+    /// f'(n)(y − n)` over the whole interval; equal to `value` at a kink or a bound, and for the
+    /// Shannon rate, whose golden-section response has no derivative).
+    pub value_ub: f64,
     pub served: bool,
     pub tokens: f64,
     pub bandwidth: f64,
@@ -284,6 +320,49 @@ pub fn golden_max(mut a: f64, mut b: f64, iters: usize, f: impl Fn(f64) -> f64) 
         }
     }
     best
+}
+
+/// Root of a decreasing `g` on `[a, b]` with `g(a) > 0 > g(b)`: Newton on `gd = (g, g')` from `guess`
+/// (or the secant point when the guess is outside), bisection whenever a step leaves the bracket;
+/// stops at a step or bracket of a few ulps.
+pub fn newton_root(
+    mut a: f64,
+    mut b: f64,
+    ga: f64,
+    gb: f64,
+    guess: f64,
+    gd: impl Fn(f64) -> (f64, f64),
+) -> f64 {
+    let mut x = if guess > a && guess < b {
+        guess
+    } else {
+        let s = a + ga * (b - a) / (ga - gb);
+        if s > a && s < b {
+            s
+        } else {
+            0.5 * (a + b)
+        }
+    };
+    for _ in 0..200 {
+        let (gx, g1) = gd(x);
+        if gx > 0.0 {
+            a = x;
+        } else if gx < 0.0 {
+            b = x;
+        } else {
+            return x;
+        }
+        let mut xn = x - gx / g1;
+        if !(xn > a && xn < b) {
+            xn = 0.5 * (a + b);
+        }
+        let tol = 4.0 * f64::EPSILON * x.abs().max(f64::MIN_POSITIVE);
+        if (xn - x).abs() <= tol || b - a <= tol {
+            return xn;
+        }
+        x = xn;
+    }
+    x
 }
 
 impl Prepared {
@@ -416,36 +495,148 @@ impl Prepared {
         }
     }
 
+    /// `(C, C', C'')` in `n` of the price function of a linear-rate user (module doc, item 3):
+    /// with `α = λ s/(η D')`, `β = μ/(F D')`, `r = W(n)/n = w1 + w2 n` and `S = √α + √(β r)`,
+    /// `C = n S²` (= `min_cost(k, n, λ, μ).cost`), `C' = S² + 2nSS'`, `C'' = 4SS' + 2n(S'² + SS'')`.
+    fn linear_price(
+        &self,
+        k: usize,
+        efficiency: f64,
+        lambda: f64,
+        mu: f64,
+    ) -> impl Fn(f64) -> (f64, f64, f64) {
+        let d = self.slack_s(k);
+        let alpha = lambda * self.users[k].bits / (efficiency * d);
+        let beta = mu / (self.compute.flops_per_s * d);
+        let (w1, w2) = (self.compute.w1, self.compute.w2);
+        let sa = alpha.sqrt();
+        move |n: f64| {
+            let r = w1 + w2 * n;
+            let sbr = (beta * r).sqrt();
+            let s = sa + sbr;
+            let (s1, s2) = if r > 0.0 {
+                let s1 = sbr * w2 / (2.0 * r);
+                (s1, -s1 * w2 / (2.0 * r))
+            } else {
+                (0.0, 0.0)
+            };
+            (
+                n * s * s,
+                s * s + 2.0 * n * s * s1,
+                4.0 * s * s1 + 2.0 * n * (s1 * s1 + s * s2),
+            )
+        }
+    }
+
     /// A user's best response to prices (λ, μ): `max_n w·u(A(n/N)) − C(n; λ, μ)` over
-    /// `n ∈ [ρ_min N, N]` (concave in n: u∘A concave, C convex — see the module doc), golden section
-    /// on n; dropping (value 0) when allowed and better.
+    /// `n ∈ [ρ_min N, N]` (concave in n: u∘A concave, C convex — see the module doc); dropping
+    /// (value 0) when allowed and better. See [`Prepared::best_response_from`].
     pub fn best_response(&self, k: usize, lambda: f64, mu: f64, ut: Utility) -> Choice {
+        self.best_response_from(k, lambda, mu, ut, f64::NAN)
+    }
+
+    /// [`Prepared::best_response`] started from a guess of the kept tokens (NaN: none; the answer
+    /// does not depend on it). Linear rate: the piece of the curve where the derivative
+    /// `f' = u'(A) A'/N − C'` changes sign, then safeguarded Newton on `f'` (analytic `C'`, `C''`;
+    /// bisection when a step leaves the bracket) to machine precision, a certified upper bound
+    /// from concavity. Shannon rate: golden section on `n` (52 steps) around the golden-section
+    /// price of [`Prepared::min_cost`].
+    pub fn best_response_from(
+        &self,
+        k: usize,
+        lambda: f64,
+        mu: f64,
+        ut: Utility,
+        guess: f64,
+    ) -> Choice {
         let u = &self.users[k];
         let env;
-        let curve = if ut == (Utility::Weighted { envelope: true }) {
+        let curve = if ut == (Utility::Weighted { envelope: true }) && !u.curve.is_concave() {
             env = u.curve.envelope();
             &env
         } else {
             &u.curve
         };
-        let value = |n: f64| -> f64 {
-            let rho = n / u.tokens;
-            let a = curve.value(rho);
-            let uu = match ut {
-                Utility::LogAccuracy => u.weight * a.max(1e-300).ln(),
-                _ => u.weight * a,
-            };
-            uu - self.min_cost(k, n, lambda, mu).cost
+        let big_n = u.tokens;
+        let util = |rho: f64, piece: usize| -> (f64, f64, f64) {
+            let (a, a1, a2) = curve.derivs(rho, piece);
+            let w = u.weight;
+            match ut {
+                Utility::LogAccuracy => {
+                    let a = a.max(1e-300);
+                    (w * a.ln(), w * a1 / a, w * (a2 * a - a1 * a1) / (a * a))
+                }
+                _ => (w * a, w * a1, w * a2),
+            }
         };
-        let lo = u.rho_min * u.tokens;
-        let (n, v) = if u.tokens - lo <= 1e-12 * u.tokens {
-            (u.tokens, value(u.tokens))
-        } else {
-            golden_max(lo, u.tokens, 52, value)
+        let lo = u.rho_min * big_n;
+        let d = self.slack_s(k);
+        let (n, v, v_ub) = match u.rate {
+            RateModel::Linear { efficiency } if d > 0.0 => {
+                let price = self.linear_price(k, efficiency, lambda, mu);
+                // f' and f'' on a piece
+                let g = |n: f64, piece: usize| -> (f64, f64) {
+                    let (_, u1, u2) = util(n / big_n, piece);
+                    let (_, c1, c2) = price(n);
+                    (u1 / big_n - c1, u2 / (big_n * big_n) - c2)
+                };
+                let f = |n: f64, piece: usize| util(n / big_n, piece).0 - price(n).0;
+                let mut best = None;
+                let last = curve.pieces() - 1;
+                for piece in 0..=last {
+                    let (r0, r1) = curve.piece(piece);
+                    let (a, b) = ((r0 * big_n).max(lo), (r1 * big_n).min(big_n));
+                    if b <= a && piece < last {
+                        continue;
+                    }
+                    let ga = g(a, piece).0;
+                    if ga <= 0.0 {
+                        // the right derivative at the piece's start is ≤ 0 (and the left one > 0)
+                        let fa = f(a, piece);
+                        best = Some((a, fa, fa));
+                        break;
+                    }
+                    let gb = g(b, piece).0;
+                    if gb >= 0.0 {
+                        if piece == last {
+                            let fb = f(b, piece);
+                            best = Some((b, fb, fb));
+                        }
+                        continue;
+                    }
+                    let x = newton_root(a, b, ga, gb, guess, |x| g(x, piece));
+                    // concavity: max f ≤ f(x) + f'(x)(y − x) for y in [lo, N]
+                    let gx = g(x, piece).0;
+                    let slack = (gx * (big_n - x)).max(gx * (lo - x)).max(0.0);
+                    let fx = f(x, piece);
+                    best = Some((x, fx, fx + slack));
+                    break;
+                }
+                best.expect("the last piece always answers")
+            }
+            _ => {
+                let value = |n: f64| -> f64 {
+                    let rho = n / big_n;
+                    let piece = match curve {
+                        Curve::Points { xs, .. } => {
+                            xs.partition_point(|&x| x < rho).clamp(1, xs.len() - 1) - 1
+                        }
+                        Curve::Saturating { .. } => 0,
+                    };
+                    util(rho.clamp(0.0, 1.0), piece).0 - self.min_cost(k, n, lambda, mu).cost
+                };
+                let (n, v) = if big_n - lo <= 1e-12 * big_n {
+                    (big_n, value(big_n))
+                } else {
+                    golden_max(lo, big_n, 52, value)
+                };
+                (n, v, v)
+            }
         };
         if !v.is_finite() || (self.allow_drop && ut != Utility::LogAccuracy && v < 0.0) {
             return Choice {
                 value: if self.allow_drop { 0.0 } else { v },
+                value_ub: if self.allow_drop { v_ub.max(0.0) } else { v_ub },
                 served: false,
                 tokens: 0.0,
                 bandwidth: 0.0,
@@ -455,6 +646,11 @@ impl Prepared {
         let a = self.min_cost(k, n, lambda, mu);
         Choice {
             value: v,
+            value_ub: if self.allow_drop && ut != Utility::LogAccuracy {
+                v_ub.max(0.0)
+            } else {
+                v_ub
+            },
             served: true,
             tokens: n,
             bandwidth: a.bandwidth,
@@ -604,6 +800,54 @@ mod tests {
                 let a = p.min_cost(0, n, 2e-6, 1.5);
                 let t = p.latency_s(0, n, a.bandwidth, a.share);
                 assert!(t <= 1.0 + 1e-9, "{t}");
+            }
+        }
+    }
+
+    #[test]
+    fn best_response_beats_a_fine_grid_and_its_bound_is_valid() {
+        // the Newton response (linear rate) and the golden one (Shannon) against 2001 grid points
+        let curves = [
+            Curve::Saturating {
+                floor: 0.3,
+                max: 0.9,
+                rate: 5.0,
+            },
+            Curve::Points {
+                xs: vec![0.0, 0.3, 0.7, 1.0],
+                ys: vec![0.2, 0.6, 0.8, 0.85],
+            },
+        ];
+        for rm in [RateModel::Linear { efficiency: 3.0 }, SHANNON] {
+            for curve in &curves {
+                let mut p = prepared(rm);
+                p.users[0].curve = curve.clone();
+                for ut in [Utility::Weighted { envelope: false }, Utility::LogAccuracy] {
+                    for (lambda, mu) in [(1e-7, 0.01), (2e-6, 1.5), (1e-5, 0.2), (3e-6, 40.0)] {
+                        let c = p.best_response(0, lambda, mu, ut);
+                        let u = &p.users[0];
+                        let f = |n: f64| {
+                            let a = u.curve.value(n / u.tokens);
+                            let uu = match ut {
+                                Utility::LogAccuracy => a.ln(),
+                                _ => a,
+                            };
+                            uu - p.min_cost(0, n, lambda, mu).cost
+                        };
+                        assert!((f(c.tokens) - c.value).abs() <= 1e-9, "{rm:?} {curve:?}");
+                        let grid = (0..=2000)
+                            .map(|i| f(u.tokens * (0.1 + 0.9 * i as f64 / 2000.0)))
+                            .fold(f64::NEG_INFINITY, f64::max);
+                        assert!(
+                            c.value >= grid - 1e-10,
+                            "{rm:?} {curve:?} {ut:?} ({lambda}, {mu}): {} < grid {grid}",
+                            c.value
+                        );
+                        assert!(c.value_ub >= c.value);
+                        let warm = p.best_response_from(0, lambda, mu, ut, 0.5 * u.tokens);
+                        assert!((warm.tokens - c.tokens).abs() <= 1e-9 * u.tokens);
+                    }
+                }
             }
         }
     }
