@@ -659,9 +659,17 @@ impl Prepared {
     }
 
     /// For fixed kept tokens `ns` (0 = dropped), the allocation with the least total bandwidth that
-    /// uses at most the whole compute (bisection on the compute price κ: each user minimises
-    /// `b + κ φ`); `None` when it needs more than `B` (or a user cannot meet its deadline).
+    /// uses at most the whole compute (each user minimises `b + κ φ` at the compute price κ that
+    /// makes `Σφ = 1`: closed form when every rate is linear, else bisection on κ); `None` when it
+    /// needs more than `B` (or a user cannot meet its deadline).
     pub fn allocate(&self, ns: &[f64]) -> Option<Vec<(f64, f64)>> {
+        if self
+            .users
+            .iter()
+            .all(|u| matches!(u.rate, RateModel::Linear { .. }))
+        {
+            return self.allocate_linear(ns);
+        }
         let at = |kappa: f64| -> (f64, f64, Vec<(f64, f64)>) {
             let mut sb = 0.0;
             let mut sf = 0.0;
@@ -704,6 +712,56 @@ impl Prepared {
         } else {
             None
         }
+    }
+
+    /// [`Prepared::allocate`] for linear rates. With `a = n s/η` (Hz·s) and `c = W(n)/F`
+    /// (share·s), the user's cheapest split at prices (1, κ) gives `φ = (c + √(a c)/√κ)/D'` and
+    /// `b = (a + √(a c)·√κ)/D'` (see [`Prepared::min_cost`]), so `Σφ = P + Q/√κ = 1` with
+    /// `P = Σ c/D'`, `Q = Σ √(a c)/D'` fixes `√κ = Q/(1 − P)`.
+    fn allocate_linear(&self, ns: &[f64]) -> Option<Vec<(f64, f64)>> {
+        let mut ac = Vec::with_capacity(ns.len());
+        let (mut p_sum, mut q_sum) = (0.0, 0.0);
+        for (k, &n) in ns.iter().enumerate() {
+            let u = &self.users[k];
+            let RateModel::Linear { efficiency } = u.rate else {
+                return None;
+            };
+            let d = self.slack_s(k);
+            if n <= 0.0 {
+                ac.push((0.0, 0.0, 1.0));
+                continue;
+            }
+            if d <= 0.0 {
+                return None;
+            }
+            let (a, c) = (
+                n * u.bits / efficiency,
+                self.compute.work(n) / self.compute.flops_per_s,
+            );
+            p_sum += c / d;
+            q_sum += (a * c).sqrt() / d;
+            ac.push((a, c, d));
+        }
+        let sqrt_kappa = if q_sum > 0.0 {
+            if p_sum >= 1.0 {
+                return None;
+            }
+            q_sum / (1.0 - p_sum)
+        } else if p_sum <= 1.0 {
+            1.0
+        } else {
+            return None;
+        };
+        let v: Vec<(f64, f64)> = ac
+            .iter()
+            .map(|&(a, c, d)| {
+                let g = (a * c).sqrt();
+                ((a + g * sqrt_kappa) / d, (c + g / sqrt_kappa) / d)
+            })
+            .collect();
+        let sb: f64 = v.iter().map(|x| x.0).sum();
+        let sf: f64 = v.iter().map(|x| x.1).sum();
+        (sb <= self.bandwidth_hz && sf <= 1.0 + 1e-12 && sb.is_finite()).then_some(v)
     }
 
     /// Resource-feasible kept tokens for the objective and whether every user is served.
@@ -848,6 +906,38 @@ mod tests {
                         assert!((warm.tokens - c.tokens).abs() <= 1e-9 * u.tokens);
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn closed_form_allocation_matches_the_bisection() {
+        let mut p = prepared(RateModel::Linear { efficiency: 3.0 });
+        p.users = (0..4)
+            .map(|i| User {
+                tokens: 200.0 + 150.0 * i as f64,
+                rate: RateModel::Linear {
+                    efficiency: 1.0 + i as f64,
+                },
+                ..user(RateModel::Linear { efficiency: 1.0 })
+            })
+            .collect();
+        p.compute.flops_per_s = 5e13;
+        let ns = [150.0, 0.0, 400.0, 500.0];
+        let closed = p.allocate(&ns).unwrap();
+        // the same users behind a Shannon user with no tokens take the bisection path
+        let mut q = p.clone();
+        q.users.push(user(SHANNON));
+        let bis = q.allocate(&[ns[0], ns[1], ns[2], ns[3], 0.0]).unwrap();
+        for (x, y) in closed.iter().zip(&bis) {
+            assert!((x.0 - y.0).abs() <= 1e-9 * x.0.max(1.0), "{x:?} {y:?}");
+            assert!((x.1 - y.1).abs() <= 1e-9, "{x:?} {y:?}");
+        }
+        let sf: f64 = closed.iter().map(|x| x.1).sum();
+        assert!((sf - 1.0).abs() < 1e-12);
+        for (k, &(b, f)) in closed.iter().enumerate() {
+            if ns[k] > 0.0 {
+                assert!((p.latency_s(k, ns[k], b, f) - 1.0).abs() < 1e-9);
             }
         }
     }
