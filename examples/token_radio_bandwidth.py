@@ -12,7 +12,7 @@ optimises as `evaluate` computes it (the weighted sum of accuracies `sum_k w_k A
 for a `max_min` instance the least accuracy), then the unweighted mean accuracy over all users and
 the number of users served. `exact` maximises the objective column, not the mean: a baseline may
 show a higher mean by serving low-weight users better. With matplotlib installed the objective
-curves (and the mean accuracy, dashed) are saved as a PNG (default
+curves are saved as a PNG (default
 `results/token_radio_bandwidth.png` under the repository root, directory created; `--out` to
 change); without it only the table is printed.
 """
@@ -80,14 +80,11 @@ def main() -> None:
     except ImportError:
         print("(matplotlib not installed: no plot)")
         return
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    ax2 = ax.twinx()
+    fig, ax = plt.subplots(figsize=(6, 4))
     for s in SOLVERS:
-        line = ax.plot(args.mhz, [r[0] for r in rows[s]], marker="o", label=s)[0]
-        ax2.plot(args.mhz, [r[1] for r in rows[s]], ls="--", color=line.get_color(), alpha=0.5)
+        ax.plot(args.mhz, [r[0] for r in rows[s]], marker="o", label=s)
     ax.set_xlabel("cell bandwidth (MHz)")
-    ax.set_ylabel(f"objective: {what}")
-    ax2.set_ylabel(f"mean accuracy over {k} users (dashed)")
+    ax.set_ylabel(f"objective: {what} ({k} users)")
     ax.set_title("token pruning + radio/compute allocation")
     ax.grid(alpha=0.3)
     ax.legend()
