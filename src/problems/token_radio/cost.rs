@@ -322,20 +322,67 @@ pub fn golden_max(mut a: f64, mut b: f64, iters: usize, f: impl Fn(f64) -> f64) 
     best
 }
 
+/// Maximises `f` (concave on each piece of `curve`, with `g = (f', f'')` nonincreasing across
+/// pieces) over `[lo, hi]`: the first piece whose `f'` changes sign, then [`newton_root`] in it.
+/// Returns `(n, f(n), upper bound on max f)`; with `certify`, the bound adds `max_y f'(n)(y − n)`
+/// (concavity), else it is `f(n)`.
+pub fn maximise_by_pieces(
+    curve: &Curve,
+    lo: f64,
+    hi: f64,
+    guess: f64,
+    certify: bool,
+    g: impl Fn(f64, usize) -> (f64, f64),
+    f: impl Fn(f64, usize) -> f64,
+) -> (f64, f64, f64) {
+    let last = curve.pieces() - 1;
+    for piece in 0..=last {
+        let (r0, r1) = curve.piece(piece);
+        let (a, b) = ((r0 * hi).max(lo), (r1 * hi).min(hi));
+        if b <= a && piece < last {
+            continue;
+        }
+        let ga = g(a, piece).0;
+        if ga <= 0.0 {
+            // the right derivative at the piece's start is ≤ 0 (and the left one > 0)
+            let fa = f(a, piece);
+            return (a, fa, fa);
+        }
+        let gb = g(b, piece).0;
+        if gb >= 0.0 {
+            if piece == last {
+                let fb = f(b, piece);
+                return (b, fb, fb);
+            }
+            continue;
+        }
+        let x = newton_root(a, b, ga, gb, guess, |x| g(x, piece));
+        let fx = f(x, piece);
+        let slack = if certify {
+            // concavity: max f ≤ f(x) + f'(x)(y − x) for y in [lo, hi]
+            let gx = g(x, piece).0;
+            (gx * (hi - x)).max(gx * (lo - x)).max(0.0)
+        } else {
+            0.0
+        };
+        return (x, fx, fx + slack);
+    }
+    unreachable!("the last piece always answers")
+}
+
 /// Root of a decreasing `g` on `[a, b]` with `g(a) > 0 > g(b)`: Newton on `gd = (g, g')` from `guess`
-/// (or the secant point when the guess is outside), bisection whenever a step leaves the bracket;
-/// stops at a step or bracket of a few ulps.
+/// (or the secant point when the guess is outside); when `g'` is not finite or a Newton step leaves
+/// the bracket, an Illinois (regula falsi) step, and bisection when that leaves it too; stops at a
+/// step or bracket of a few ulps.
 pub fn newton_root(
     mut a: f64,
     mut b: f64,
-    ga: f64,
-    gb: f64,
+    mut ga: f64,
+    mut gb: f64,
     guess: f64,
     gd: impl Fn(f64) -> (f64, f64),
 ) -> f64 {
-    let mut x = if guess > a && guess < b {
-        guess
-    } else {
+    let falsi = |a: f64, b: f64, ga: f64, gb: f64| {
         let s = a + ga * (b - a) / (ga - gb);
         if s > a && s < b {
             s
@@ -343,18 +390,34 @@ pub fn newton_root(
             0.5 * (a + b)
         }
     };
+    let mut x = if guess > a && guess < b {
+        guess
+    } else {
+        falsi(a, b, ga, gb)
+    };
+    let mut side = 0;
     for _ in 0..200 {
         let (gx, g1) = gd(x);
         if gx > 0.0 {
             a = x;
+            ga = gx;
+            if side == 1 {
+                gb *= 0.5;
+            }
+            side = 1;
         } else if gx < 0.0 {
             b = x;
+            gb = gx;
+            if side == -1 {
+                ga *= 0.5;
+            }
+            side = -1;
         } else {
             return x;
         }
         let mut xn = x - gx / g1;
         if !(xn > a && xn < b) {
-            xn = 0.5 * (a + b);
+            xn = falsi(a, b, ga, gb);
         }
         let tol = 4.0 * f64::EPSILON * x.abs().max(f64::MIN_POSITIVE);
         if (xn - x).abs() <= tol || b - a <= tol {
@@ -495,6 +558,31 @@ impl Prepared {
         }
     }
 
+    /// `dC/dn` at the cheapest allocation `a = min_cost(k, n, λ, μ)` (envelope theorem: the split
+    /// stays optimal): with `t_u = n s / r(b)` and `D' − t_u = W(n)/(Fφ)`,
+    /// `C' = λ (s/t_u)/r'(b) + μ W'(n)/(F(D' − t_u)) = λ r(b)/(n r'(b)) + μ φ W'(n)/W(n)`.
+    pub fn price_slope(&self, k: usize, n: f64, a: &Alloc, lambda: f64, mu: f64) -> f64 {
+        if !a.cost.is_finite() {
+            return f64::INFINITY;
+        }
+        let rate = &self.users[k].rate;
+        let r1 = match *rate {
+            RateModel::Linear { efficiency } => efficiency,
+            RateModel::Shannon { power_w, gain, n0 } => {
+                let x = power_w * gain / (n0 * a.bandwidth);
+                (1.0 + x).log2() - x / ((1.0 + x) * std::f64::consts::LN_2)
+            }
+        };
+        let w = self.compute.work(n);
+        let w1 = self.compute.w1 + 2.0 * self.compute.w2 * n;
+        let up = if n > 0.0 {
+            lambda * rate.rate(a.bandwidth) / (n * r1)
+        } else {
+            0.0
+        };
+        up + if w > 0.0 { mu * a.share * w1 / w } else { 0.0 }
+    }
+
     /// `(C, C', C'')` in `n` of the price function of a linear-rate user (module doc, item 3):
     /// with `α = λ s/(η D')`, `β = μ/(F D')`, `r = W(n)/n = w1 + w2 n` and `S = √α + √(β r)`,
     /// `C = n S²` (= `min_cost(k, n, λ, μ).cost`), `C' = S² + 2nSS'`, `C'' = 4SS' + 2n(S'² + SS'')`.
@@ -539,8 +627,9 @@ impl Prepared {
     /// does not depend on it). Linear rate: the piece of the curve where the derivative
     /// `f' = u'(A) A'/N − C'` changes sign, then safeguarded Newton on `f'` (analytic `C'`, `C''`;
     /// bisection when a step leaves the bracket) to machine precision, a certified upper bound
-    /// from concavity. Shannon rate: golden section on `n` (52 steps) around the golden-section
-    /// price of [`Prepared::min_cost`].
+    /// from concavity. Shannon rate: the same piece search with Illinois steps on `f'` (`C'` from
+    /// [`Prepared::price_slope`] at the golden-section split of [`Prepared::min_cost`]); no
+    /// certificate beyond the value (convexity of the Shannon price in `n` is not proved).
     pub fn best_response_from(
         &self,
         k: usize,
@@ -581,56 +670,27 @@ impl Prepared {
                     (u1 / big_n - c1, u2 / (big_n * big_n) - c2)
                 };
                 let f = |n: f64, piece: usize| util(n / big_n, piece).0 - price(n).0;
-                let mut best = None;
-                let last = curve.pieces() - 1;
-                for piece in 0..=last {
-                    let (r0, r1) = curve.piece(piece);
-                    let (a, b) = ((r0 * big_n).max(lo), (r1 * big_n).min(big_n));
-                    if b <= a && piece < last {
-                        continue;
-                    }
-                    let ga = g(a, piece).0;
-                    if ga <= 0.0 {
-                        // the right derivative at the piece's start is ≤ 0 (and the left one > 0)
-                        let fa = f(a, piece);
-                        best = Some((a, fa, fa));
-                        break;
-                    }
-                    let gb = g(b, piece).0;
-                    if gb >= 0.0 {
-                        if piece == last {
-                            let fb = f(b, piece);
-                            best = Some((b, fb, fb));
-                        }
-                        continue;
-                    }
-                    let x = newton_root(a, b, ga, gb, guess, |x| g(x, piece));
-                    // concavity: max f ≤ f(x) + f'(x)(y − x) for y in [lo, N]
-                    let gx = g(x, piece).0;
-                    let slack = (gx * (big_n - x)).max(gx * (lo - x)).max(0.0);
-                    let fx = f(x, piece);
-                    best = Some((x, fx, fx + slack));
-                    break;
-                }
-                best.expect("the last piece always answers")
+                maximise_by_pieces(curve, lo, big_n, guess, true, g, f)
+            }
+            RateModel::Shannon { .. } if d > 0.0 => {
+                // f' from the envelope theorem at the golden-section split; no f'' (Illinois steps)
+                let g = |n: f64, piece: usize| -> (f64, f64) {
+                    let (_, u1, _) = util(n / big_n, piece);
+                    let a = self.min_cost(k, n, lambda, mu);
+                    (
+                        u1 / big_n - self.price_slope(k, n, &a, lambda, mu),
+                        f64::NAN,
+                    )
+                };
+                let f = |n: f64, piece: usize| {
+                    util(n / big_n, piece).0 - self.min_cost(k, n, lambda, mu).cost
+                };
+                maximise_by_pieces(curve, lo, big_n, guess, false, g, f)
             }
             _ => {
-                let value = |n: f64| -> f64 {
-                    let rho = n / big_n;
-                    let piece = match curve {
-                        Curve::Points { xs, .. } => {
-                            xs.partition_point(|&x| x < rho).clamp(1, xs.len() - 1) - 1
-                        }
-                        Curve::Saturating { .. } => 0,
-                    };
-                    util(rho.clamp(0.0, 1.0), piece).0 - self.min_cost(k, n, lambda, mu).cost
-                };
-                let (n, v) = if big_n - lo <= 1e-12 * big_n {
-                    (big_n, value(big_n))
-                } else {
-                    golden_max(lo, big_n, 52, value)
-                };
-                (n, v, v)
+                // no time left after the overhead: only zero tokens meet the deadline
+                let f = util(lo / big_n, 0).0 - self.min_cost(k, lo, lambda, mu).cost;
+                (lo, f, f)
             }
         };
         if !v.is_finite() || (self.allow_drop && ut != Utility::LogAccuracy && v < 0.0) {
