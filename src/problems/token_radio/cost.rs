@@ -487,8 +487,9 @@ impl Prepared {
 
     /// The cheapest `(b, φ)` (at prices λ per Hz, μ per unit share) that carries `n` tokens of user
     /// `k` by its deadline: minimise `λ b + μ φ` over the split `t_u + t_c = D − overhead`. Linear
-    /// rate: `cost = (√(λ n s/η) + √(μ W(n)/F))² / D'` (closed form); Shannon: golden section over
-    /// `t_u` (convex: `β(ns/t)` is a convex nondecreasing function of the convex `ns/t`).
+    /// rate: `cost = (√(λ n s/η) + √(μ W(n)/F))² / D'` (closed form); Shannon: Illinois root of the
+    /// derivative in `t_u` (golden section when a price is 0; convex: `β(ns/t)` is a convex
+    /// nondecreasing function of the convex `ns/t`).
     pub fn min_cost(&self, k: usize, n: f64, lambda: f64, mu: f64) -> Alloc {
         let u = &self.users[k];
         let d = self.slack_s(k);
@@ -529,19 +530,49 @@ impl Prepared {
                     share: phi,
                 }
             }
-            RateModel::Shannon { .. } => {
+            RateModel::Shannon { power_w, gain, n0 } => {
                 let alloc = |tu: f64| {
                     let b = u.rate.min_bandwidth(bits / tu);
                     let phi = cw / (d - tu);
                     (b, phi)
                 };
-                let (tu, _) = golden_max(0.0, d, 60, |tu| {
-                    if tu <= 0.0 || tu >= d {
-                        return f64::NEG_INFINITY;
+                let tu = if lambda > 0.0 && mu > 0.0 && cw > 0.0 {
+                    // root of the increasing derivative in t_u:
+                    // −λ (bits/t²) / r'(b(bits/t)) + μ c/(D' − t)², on (bits/r_max, D')
+                    let snr_hz = power_w * gain / n0;
+                    let t_min = bits * std::f64::consts::LN_2 / snr_hz;
+                    if t_min >= d {
+                        return inf;
                     }
-                    let (b, phi) = alloc(tu);
-                    -(lambda * b + mu * phi)
-                });
+                    let minus_h = |t: f64| {
+                        let b = u.rate.min_bandwidth(bits / t);
+                        if !b.is_finite() {
+                            return (f64::INFINITY, f64::NAN);
+                        }
+                        let x = snr_hz / b;
+                        let r1 = (1.0 + x).log2() - x / ((1.0 + x) * std::f64::consts::LN_2);
+                        let tc = d - t;
+                        (lambda * bits / (t * t * r1) - mu * cw / (tc * tc), f64::NAN)
+                    };
+                    newton_root(
+                        t_min,
+                        d,
+                        f64::INFINITY,
+                        f64::NEG_INFINITY,
+                        f64::NAN,
+                        minus_h,
+                    )
+                } else {
+                    // a free resource: any split is as cheap; golden section keeps away from the ends
+                    golden_max(0.0, d, 60, |tu| {
+                        if tu <= 0.0 || tu >= d {
+                            return f64::NEG_INFINITY;
+                        }
+                        let (b, phi) = alloc(tu);
+                        -(lambda * b + mu * phi)
+                    })
+                    .0
+                };
                 if tu <= 0.0 || tu >= d {
                     return inf;
                 }
