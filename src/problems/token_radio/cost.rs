@@ -130,11 +130,43 @@ impl Curve {
     pub fn is_concave(&self) -> bool {
         match self {
             Curve::Saturating { .. } => true,
+            Curve::Points { xs, ys } => (2..xs.len()).all(|i| {
+                let s0 = (ys[i - 1] - ys[i - 2]) / (xs[i - 1] - xs[i - 2]);
+                let s1 = (ys[i] - ys[i - 1]) / (xs[i] - xs[i - 1]);
+                s1 <= s0 + 1e-12
+            }),
+        }
+    }
+
+    /// Number of smooth pieces: 1 for the saturating curve, one per segment for points.
+    pub fn pieces(&self) -> usize {
+        match self {
+            Curve::Saturating { .. } => 1,
+            Curve::Points { xs, .. } => xs.len() - 1,
+        }
+    }
+
+    /// The ρ-interval of piece `i` (see [`Curve::pieces`]).
+    pub fn piece(&self, i: usize) -> (f64, f64) {
+        match self {
+            Curve::Saturating { .. } => (0.0, 1.0),
+            Curve::Points { xs, .. } => (xs[i], xs[i + 1]),
+        }
+    }
+
+    /// `(A, A', A'')` at ρ on piece `i` (for points the piece's line, so a breakpoint gets the
+    /// one-sided slope of the piece it is evaluated on).
+    pub fn derivs(&self, rho: f64, i: usize) -> (f64, f64, f64) {
+        match self {
+            Curve::Saturating { floor, max, rate } => {
+                let kk = (max - floor) / (-(-rate).exp_m1());
+                let em = (-rate * rho).exp_m1();
+                let a1 = kk * rate * (1.0 + em);
+                (floor - kk * em, a1, -rate * a1)
+            }
             Curve::Points { xs, ys } => {
-                let s: Vec<f64> = (1..xs.len())
-                    .map(|i| (ys[i] - ys[i - 1]) / (xs[i] - xs[i - 1]))
-                    .collect();
-                s.windows(2).all(|w| w[1] <= w[0] + 1e-12)
+                let s = (ys[i + 1] - ys[i]) / (xs[i + 1] - xs[i]);
+                (ys[i] + s * (rho - xs[i]), s, 0.0)
             }
         }
     }
@@ -228,6 +260,10 @@ pub struct Alloc {
 pub struct Choice {
     /// `w·u(A) − λ b − μ φ`.
     pub value: f64,
+    /// An upper bound on the user's true maximum of `w·u(A) − C` (concavity: `f(y) ≤ f(n) +
+    /// f'(n)(y − n)` over the whole interval; equal to `value` at a kink or a bound, and for the
+    /// Shannon rate, whose golden-section response has no derivative).
+    pub value_ub: f64,
     pub served: bool,
     pub tokens: f64,
     pub bandwidth: f64,
@@ -284,6 +320,112 @@ pub fn golden_max(mut a: f64, mut b: f64, iters: usize, f: impl Fn(f64) -> f64) 
         }
     }
     best
+}
+
+/// Maximises `f` (concave on each piece of `curve`, with `g = (f', f'')` nonincreasing across
+/// pieces) over `[lo, hi]`: the first piece whose `f'` changes sign, then [`newton_root`] in it.
+/// Returns `(n, f(n), upper bound on max f)`; with `certify`, the bound adds `max_y f'(n)(y − n)`
+/// (concavity), else it is `f(n)`.
+pub fn maximise_by_pieces(
+    curve: &Curve,
+    lo: f64,
+    hi: f64,
+    guess: f64,
+    certify: bool,
+    g: impl Fn(f64, usize) -> (f64, f64),
+    f: impl Fn(f64, usize) -> f64,
+) -> (f64, f64, f64) {
+    let last = curve.pieces() - 1;
+    for piece in 0..=last {
+        let (r0, r1) = curve.piece(piece);
+        let (a, b) = ((r0 * hi).max(lo), (r1 * hi).min(hi));
+        if b <= a && piece < last {
+            continue;
+        }
+        let ga = g(a, piece).0;
+        if ga <= 0.0 {
+            // the right derivative at the piece's start is ≤ 0 (and the left one > 0)
+            let fa = f(a, piece);
+            return (a, fa, fa);
+        }
+        let gb = g(b, piece).0;
+        if gb >= 0.0 {
+            if piece == last {
+                let fb = f(b, piece);
+                return (b, fb, fb);
+            }
+            continue;
+        }
+        let x = newton_root(a, b, ga, gb, guess, |x| g(x, piece));
+        let fx = f(x, piece);
+        let slack = if certify {
+            // concavity: max f ≤ f(x) + f'(x)(y − x) for y in [lo, hi]
+            let gx = g(x, piece).0;
+            (gx * (hi - x)).max(gx * (lo - x)).max(0.0)
+        } else {
+            0.0
+        };
+        return (x, fx, fx + slack);
+    }
+    unreachable!("the last piece always answers")
+}
+
+/// Root of a decreasing `g` on `[a, b]` with `g(a) > 0 > g(b)`: Newton on `gd = (g, g')` from `guess`
+/// (or the secant point when the guess is outside); when `g'` is not finite or a Newton step leaves
+/// the bracket, an Illinois (regula falsi) step, and bisection when that leaves it too; stops at a
+/// step or bracket of a few ulps.
+pub fn newton_root(
+    mut a: f64,
+    mut b: f64,
+    mut ga: f64,
+    mut gb: f64,
+    guess: f64,
+    gd: impl Fn(f64) -> (f64, f64),
+) -> f64 {
+    let falsi = |a: f64, b: f64, ga: f64, gb: f64| {
+        let s = a + ga * (b - a) / (ga - gb);
+        if s > a && s < b {
+            s
+        } else {
+            0.5 * (a + b)
+        }
+    };
+    let mut x = if guess > a && guess < b {
+        guess
+    } else {
+        falsi(a, b, ga, gb)
+    };
+    let mut side = 0;
+    for _ in 0..200 {
+        let (gx, g1) = gd(x);
+        if gx > 0.0 {
+            a = x;
+            ga = gx;
+            if side == 1 {
+                gb *= 0.5;
+            }
+            side = 1;
+        } else if gx < 0.0 {
+            b = x;
+            gb = gx;
+            if side == -1 {
+                ga *= 0.5;
+            }
+            side = -1;
+        } else {
+            return x;
+        }
+        let mut xn = x - gx / g1;
+        if !(xn > a && xn < b) {
+            xn = falsi(a, b, ga, gb);
+        }
+        let tol = 4.0 * f64::EPSILON * x.abs().max(f64::MIN_POSITIVE);
+        if (xn - x).abs() <= tol || b - a <= tol {
+            return xn;
+        }
+        x = xn;
+    }
+    x
 }
 
 impl Prepared {
@@ -345,8 +487,9 @@ impl Prepared {
 
     /// The cheapest `(b, φ)` (at prices λ per Hz, μ per unit share) that carries `n` tokens of user
     /// `k` by its deadline: minimise `λ b + μ φ` over the split `t_u + t_c = D − overhead`. Linear
-    /// rate: `cost = (√(λ n s/η) + √(μ W(n)/F))² / D'` (closed form); Shannon: golden section over
-    /// `t_u` (convex: `β(ns/t)` is a convex nondecreasing function of the convex `ns/t`).
+    /// rate: `cost = (√(λ n s/η) + √(μ W(n)/F))² / D'` (closed form); Shannon: Illinois root of the
+    /// derivative in `t_u` (golden section when a price is 0; convex: `β(ns/t)` is a convex
+    /// nondecreasing function of the convex `ns/t`).
     pub fn min_cost(&self, k: usize, n: f64, lambda: f64, mu: f64) -> Alloc {
         let u = &self.users[k];
         let d = self.slack_s(k);
@@ -387,19 +530,49 @@ impl Prepared {
                     share: phi,
                 }
             }
-            RateModel::Shannon { .. } => {
+            RateModel::Shannon { power_w, gain, n0 } => {
                 let alloc = |tu: f64| {
                     let b = u.rate.min_bandwidth(bits / tu);
                     let phi = cw / (d - tu);
                     (b, phi)
                 };
-                let (tu, _) = golden_max(0.0, d, 60, |tu| {
-                    if tu <= 0.0 || tu >= d {
-                        return f64::NEG_INFINITY;
+                let tu = if lambda > 0.0 && mu > 0.0 && cw > 0.0 {
+                    // root of the increasing derivative in t_u:
+                    // −λ (bits/t²) / r'(b(bits/t)) + μ c/(D' − t)², on (bits/r_max, D')
+                    let snr_hz = power_w * gain / n0;
+                    let t_min = bits * std::f64::consts::LN_2 / snr_hz;
+                    if t_min >= d {
+                        return inf;
                     }
-                    let (b, phi) = alloc(tu);
-                    -(lambda * b + mu * phi)
-                });
+                    let minus_h = |t: f64| {
+                        let b = u.rate.min_bandwidth(bits / t);
+                        if !b.is_finite() {
+                            return (f64::INFINITY, f64::NAN);
+                        }
+                        let x = snr_hz / b;
+                        let r1 = (1.0 + x).log2() - x / ((1.0 + x) * std::f64::consts::LN_2);
+                        let tc = d - t;
+                        (lambda * bits / (t * t * r1) - mu * cw / (tc * tc), f64::NAN)
+                    };
+                    newton_root(
+                        t_min,
+                        d,
+                        f64::INFINITY,
+                        f64::NEG_INFINITY,
+                        f64::NAN,
+                        minus_h,
+                    )
+                } else {
+                    // a free resource: any split is as cheap; golden section keeps away from the ends
+                    golden_max(0.0, d, 60, |tu| {
+                        if tu <= 0.0 || tu >= d {
+                            return f64::NEG_INFINITY;
+                        }
+                        let (b, phi) = alloc(tu);
+                        -(lambda * b + mu * phi)
+                    })
+                    .0
+                };
                 if tu <= 0.0 || tu >= d {
                     return inf;
                 }
@@ -416,36 +589,145 @@ impl Prepared {
         }
     }
 
+    /// `dC/dn` at the cheapest allocation `a = min_cost(k, n, λ, μ)` (envelope theorem: the split
+    /// stays optimal): with `t_u = n s / r(b)` and `D' − t_u = W(n)/(Fφ)`,
+    /// `C' = λ (s/t_u)/r'(b) + μ W'(n)/(F(D' − t_u)) = λ r(b)/(n r'(b)) + μ φ W'(n)/W(n)`.
+    pub fn price_slope(&self, k: usize, n: f64, a: &Alloc, lambda: f64, mu: f64) -> f64 {
+        if !a.cost.is_finite() {
+            return f64::INFINITY;
+        }
+        let rate = &self.users[k].rate;
+        let r1 = match *rate {
+            RateModel::Linear { efficiency } => efficiency,
+            RateModel::Shannon { power_w, gain, n0 } => {
+                let x = power_w * gain / (n0 * a.bandwidth);
+                (1.0 + x).log2() - x / ((1.0 + x) * std::f64::consts::LN_2)
+            }
+        };
+        let w = self.compute.work(n);
+        let w1 = self.compute.w1 + 2.0 * self.compute.w2 * n;
+        let up = if n > 0.0 {
+            lambda * rate.rate(a.bandwidth) / (n * r1)
+        } else {
+            0.0
+        };
+        up + if w > 0.0 { mu * a.share * w1 / w } else { 0.0 }
+    }
+
+    /// `(C, C', C'')` in `n` of the price function of a linear-rate user (module doc, item 3):
+    /// with `α = λ s/(η D')`, `β = μ/(F D')`, `r = W(n)/n = w1 + w2 n` and `S = √α + √(β r)`,
+    /// `C = n S²` (= `min_cost(k, n, λ, μ).cost`), `C' = S² + 2nSS'`, `C'' = 4SS' + 2n(S'² + SS'')`.
+    fn linear_price(
+        &self,
+        k: usize,
+        efficiency: f64,
+        lambda: f64,
+        mu: f64,
+    ) -> impl Fn(f64) -> (f64, f64, f64) {
+        let d = self.slack_s(k);
+        let alpha = lambda * self.users[k].bits / (efficiency * d);
+        let beta = mu / (self.compute.flops_per_s * d);
+        let (w1, w2) = (self.compute.w1, self.compute.w2);
+        let sa = alpha.sqrt();
+        move |n: f64| {
+            let r = w1 + w2 * n;
+            let sbr = (beta * r).sqrt();
+            let s = sa + sbr;
+            let (s1, s2) = if r > 0.0 {
+                let s1 = sbr * w2 / (2.0 * r);
+                (s1, -s1 * w2 / (2.0 * r))
+            } else {
+                (0.0, 0.0)
+            };
+            (
+                n * s * s,
+                s * s + 2.0 * n * s * s1,
+                4.0 * s * s1 + 2.0 * n * (s1 * s1 + s * s2),
+            )
+        }
+    }
+
     /// A user's best response to prices (λ, μ): `max_n w·u(A(n/N)) − C(n; λ, μ)` over
-    /// `n ∈ [ρ_min N, N]` (concave in n: u∘A concave, C convex — see the module doc), golden section
-    /// on n; dropping (value 0) when allowed and better.
+    /// `n ∈ [ρ_min N, N]` (concave in n: u∘A concave, C convex — see the module doc); dropping
+    /// (value 0) when allowed and better. See [`Prepared::best_response_from`].
     pub fn best_response(&self, k: usize, lambda: f64, mu: f64, ut: Utility) -> Choice {
+        self.best_response_from(k, lambda, mu, ut, f64::NAN)
+    }
+
+    /// [`Prepared::best_response`] started from a guess of the kept tokens (NaN: none; the answer
+    /// does not depend on it). Linear rate: the piece of the curve where the derivative
+    /// `f' = u'(A) A'/N − C'` changes sign, then safeguarded Newton on `f'` (analytic `C'`, `C''`;
+    /// bisection when a step leaves the bracket) to machine precision, a certified upper bound
+    /// from concavity. Shannon rate: the same piece search with Illinois steps on `f'` (`C'` from
+    /// [`Prepared::price_slope`] at the golden-section split of [`Prepared::min_cost`]); no
+    /// certificate beyond the value (convexity of the Shannon price in `n` is not proved).
+    pub fn best_response_from(
+        &self,
+        k: usize,
+        lambda: f64,
+        mu: f64,
+        ut: Utility,
+        guess: f64,
+    ) -> Choice {
         let u = &self.users[k];
         let env;
-        let curve = if ut == (Utility::Weighted { envelope: true }) {
+        let curve = if ut == (Utility::Weighted { envelope: true }) && !u.curve.is_concave() {
             env = u.curve.envelope();
             &env
         } else {
             &u.curve
         };
-        let value = |n: f64| -> f64 {
-            let rho = n / u.tokens;
-            let a = curve.value(rho);
-            let uu = match ut {
-                Utility::LogAccuracy => u.weight * a.max(1e-300).ln(),
-                _ => u.weight * a,
-            };
-            uu - self.min_cost(k, n, lambda, mu).cost
+        let big_n = u.tokens;
+        let util = |rho: f64, piece: usize| -> (f64, f64, f64) {
+            let (a, a1, a2) = curve.derivs(rho, piece);
+            let w = u.weight;
+            match ut {
+                Utility::LogAccuracy => {
+                    let a = a.max(1e-300);
+                    (w * a.ln(), w * a1 / a, w * (a2 * a - a1 * a1) / (a * a))
+                }
+                _ => (w * a, w * a1, w * a2),
+            }
         };
-        let lo = u.rho_min * u.tokens;
-        let (n, v) = if u.tokens - lo <= 1e-12 * u.tokens {
-            (u.tokens, value(u.tokens))
-        } else {
-            golden_max(lo, u.tokens, 52, value)
+        let lo = u.rho_min * big_n;
+        let d = self.slack_s(k);
+        let (n, v, v_ub) = match u.rate {
+            RateModel::Linear { efficiency } if d > 0.0 => {
+                let price = self.linear_price(k, efficiency, lambda, mu);
+                // f' and f'' on a piece
+                let g = |n: f64, piece: usize| -> (f64, f64) {
+                    let (_, u1, u2) = util(n / big_n, piece);
+                    let (_, c1, c2) = price(n);
+                    (u1 / big_n - c1, u2 / (big_n * big_n) - c2)
+                };
+                let f = |n: f64, piece: usize| util(n / big_n, piece).0 - price(n).0;
+                maximise_by_pieces(curve, lo, big_n, guess, true, g, f)
+            }
+            RateModel::Shannon { .. } if d > 0.0 => {
+                // f' from the envelope theorem at the golden-section split; no f'' (Illinois steps)
+                let g = |n: f64, piece: usize| -> (f64, f64) {
+                    let (_, u1, _) = util(n / big_n, piece);
+                    let a = self.min_cost(k, n, lambda, mu);
+                    (
+                        u1 / big_n - self.price_slope(k, n, &a, lambda, mu),
+                        f64::NAN,
+                    )
+                };
+                let f = |n: f64, piece: usize| {
+                    util(n / big_n, piece).0 - self.min_cost(k, n, lambda, mu).cost
+                };
+                maximise_by_pieces(curve, lo, big_n, guess, false, g, f)
+            }
+            _ => {
+                // no time left after the overhead: only zero tokens meet the deadline
+                let f = util(lo / big_n, 0).0 - self.min_cost(k, lo, lambda, mu).cost;
+                (lo, f, f)
+            }
         };
         if !v.is_finite() || (self.allow_drop && ut != Utility::LogAccuracy && v < 0.0) {
             return Choice {
                 value: if self.allow_drop { 0.0 } else { v },
+                value_ub: if self.allow_drop { v_ub.max(0.0) } else { v_ub },
                 served: false,
                 tokens: 0.0,
                 bandwidth: 0.0,
@@ -455,6 +737,11 @@ impl Prepared {
         let a = self.min_cost(k, n, lambda, mu);
         Choice {
             value: v,
+            value_ub: if self.allow_drop && ut != Utility::LogAccuracy {
+                v_ub.max(0.0)
+            } else {
+                v_ub
+            },
             served: true,
             tokens: n,
             bandwidth: a.bandwidth,
@@ -463,9 +750,17 @@ impl Prepared {
     }
 
     /// For fixed kept tokens `ns` (0 = dropped), the allocation with the least total bandwidth that
-    /// uses at most the whole compute (bisection on the compute price κ: each user minimises
-    /// `b + κ φ`); `None` when it needs more than `B` (or a user cannot meet its deadline).
+    /// uses at most the whole compute (each user minimises `b + κ φ` at the compute price κ that
+    /// makes `Σφ = 1`: closed form when every rate is linear, else bisection on κ); `None` when it
+    /// needs more than `B` (or a user cannot meet its deadline).
     pub fn allocate(&self, ns: &[f64]) -> Option<Vec<(f64, f64)>> {
+        if self
+            .users
+            .iter()
+            .all(|u| matches!(u.rate, RateModel::Linear { .. }))
+        {
+            return self.allocate_linear(ns);
+        }
         let at = |kappa: f64| -> (f64, f64, Vec<(f64, f64)>) {
             let mut sb = 0.0;
             let mut sf = 0.0;
@@ -508,6 +803,56 @@ impl Prepared {
         } else {
             None
         }
+    }
+
+    /// [`Prepared::allocate`] for linear rates. With `a = n s/η` (Hz·s) and `c = W(n)/F`
+    /// (share·s), the user's cheapest split at prices (1, κ) gives `φ = (c + √(a c)/√κ)/D'` and
+    /// `b = (a + √(a c)·√κ)/D'` (see [`Prepared::min_cost`]), so `Σφ = P + Q/√κ = 1` with
+    /// `P = Σ c/D'`, `Q = Σ √(a c)/D'` fixes `√κ = Q/(1 − P)`.
+    fn allocate_linear(&self, ns: &[f64]) -> Option<Vec<(f64, f64)>> {
+        let mut ac = Vec::with_capacity(ns.len());
+        let (mut p_sum, mut q_sum) = (0.0, 0.0);
+        for (k, &n) in ns.iter().enumerate() {
+            let u = &self.users[k];
+            let RateModel::Linear { efficiency } = u.rate else {
+                return None;
+            };
+            let d = self.slack_s(k);
+            if n <= 0.0 {
+                ac.push((0.0, 0.0, 1.0));
+                continue;
+            }
+            if d <= 0.0 {
+                return None;
+            }
+            let (a, c) = (
+                n * u.bits / efficiency,
+                self.compute.work(n) / self.compute.flops_per_s,
+            );
+            p_sum += c / d;
+            q_sum += (a * c).sqrt() / d;
+            ac.push((a, c, d));
+        }
+        let sqrt_kappa = if q_sum > 0.0 {
+            if p_sum >= 1.0 {
+                return None;
+            }
+            q_sum / (1.0 - p_sum)
+        } else if p_sum <= 1.0 {
+            1.0
+        } else {
+            return None;
+        };
+        let v: Vec<(f64, f64)> = ac
+            .iter()
+            .map(|&(a, c, d)| {
+                let g = (a * c).sqrt();
+                ((a + g * sqrt_kappa) / d, (c + g / sqrt_kappa) / d)
+            })
+            .collect();
+        let sb: f64 = v.iter().map(|x| x.0).sum();
+        let sf: f64 = v.iter().map(|x| x.1).sum();
+        (sb <= self.bandwidth_hz && sf <= 1.0 + 1e-12 && sb.is_finite()).then_some(v)
     }
 
     /// Resource-feasible kept tokens for the objective and whether every user is served.
@@ -604,6 +949,86 @@ mod tests {
                 let a = p.min_cost(0, n, 2e-6, 1.5);
                 let t = p.latency_s(0, n, a.bandwidth, a.share);
                 assert!(t <= 1.0 + 1e-9, "{t}");
+            }
+        }
+    }
+
+    #[test]
+    fn best_response_beats_a_fine_grid_and_its_bound_is_valid() {
+        // the Newton response (linear rate) and the golden one (Shannon) against 2001 grid points
+        let curves = [
+            Curve::Saturating {
+                floor: 0.3,
+                max: 0.9,
+                rate: 5.0,
+            },
+            Curve::Points {
+                xs: vec![0.0, 0.3, 0.7, 1.0],
+                ys: vec![0.2, 0.6, 0.8, 0.85],
+            },
+        ];
+        for rm in [RateModel::Linear { efficiency: 3.0 }, SHANNON] {
+            for curve in &curves {
+                let mut p = prepared(rm);
+                p.users[0].curve = curve.clone();
+                for ut in [Utility::Weighted { envelope: false }, Utility::LogAccuracy] {
+                    for (lambda, mu) in [(1e-7, 0.01), (2e-6, 1.5), (1e-5, 0.2), (3e-6, 40.0)] {
+                        let c = p.best_response(0, lambda, mu, ut);
+                        let u = &p.users[0];
+                        let f = |n: f64| {
+                            let a = u.curve.value(n / u.tokens);
+                            let uu = match ut {
+                                Utility::LogAccuracy => a.ln(),
+                                _ => a,
+                            };
+                            uu - p.min_cost(0, n, lambda, mu).cost
+                        };
+                        assert!((f(c.tokens) - c.value).abs() <= 1e-9, "{rm:?} {curve:?}");
+                        let grid = (0..=2000)
+                            .map(|i| f(u.tokens * (0.1 + 0.9 * i as f64 / 2000.0)))
+                            .fold(f64::NEG_INFINITY, f64::max);
+                        assert!(
+                            c.value >= grid - 1e-10,
+                            "{rm:?} {curve:?} {ut:?} ({lambda}, {mu}): {} < grid {grid}",
+                            c.value
+                        );
+                        assert!(c.value_ub >= c.value);
+                        let warm = p.best_response_from(0, lambda, mu, ut, 0.5 * u.tokens);
+                        assert!((warm.tokens - c.tokens).abs() <= 1e-9 * u.tokens);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn closed_form_allocation_matches_the_bisection() {
+        let mut p = prepared(RateModel::Linear { efficiency: 3.0 });
+        p.users = (0..4)
+            .map(|i| User {
+                tokens: 200.0 + 150.0 * i as f64,
+                rate: RateModel::Linear {
+                    efficiency: 1.0 + i as f64,
+                },
+                ..user(RateModel::Linear { efficiency: 1.0 })
+            })
+            .collect();
+        p.compute.flops_per_s = 5e13;
+        let ns = [150.0, 0.0, 400.0, 500.0];
+        let closed = p.allocate(&ns).unwrap();
+        // the same users behind a Shannon user with no tokens take the bisection path
+        let mut q = p.clone();
+        q.users.push(user(SHANNON));
+        let bis = q.allocate(&[ns[0], ns[1], ns[2], ns[3], 0.0]).unwrap();
+        for (x, y) in closed.iter().zip(&bis) {
+            assert!((x.0 - y.0).abs() <= 1e-9 * x.0.max(1.0), "{x:?} {y:?}");
+            assert!((x.1 - y.1).abs() <= 1e-9, "{x:?} {y:?}");
+        }
+        let sf: f64 = closed.iter().map(|x| x.1).sum();
+        assert!((sf - 1.0).abs() < 1e-12);
+        for (k, &(b, f)) in closed.iter().enumerate() {
+            if ns[k] > 0.0 {
+                assert!((p.latency_s(k, ns[k], b, f) - 1.0).abs() < 1e-9);
             }
         }
     }

@@ -31,16 +31,22 @@ pub const GAP_TOL: f64 = 1e-7;
 pub struct Demand {
     pub bandwidth: f64,
     pub share: f64,
-    /// `Σ value` (the separable part of the dual function).
+    /// `Σ value` (the separable part of the dual function at the computed responses).
     pub value: f64,
+    /// `Σ value_ub` (a certified upper bound on the separable part).
+    pub value_ub: f64,
 }
+
+/// Users per rayon task (below this many users the responses run on the calling thread).
+pub const CHUNK: usize = 512;
 
 /// Best responses of every user (parallel for large K).
 pub fn responses(p: &Prepared, lambda: f64, mu: f64, ut: Utility) -> Vec<Choice> {
     let k = p.num_users();
-    if k >= 512 {
+    if k >= CHUNK {
         (0..k)
             .into_par_iter()
+            .with_min_len(CHUNK / 2)
             .map(|i| p.best_response(i, lambda, mu, ut))
             .collect()
     } else {
@@ -48,24 +54,37 @@ pub fn responses(p: &Prepared, lambda: f64, mu: f64, ut: Utility) -> Vec<Choice>
     }
 }
 
-/// Sums of the best responses.
-pub fn demand(p: &Prepared, lambda: f64, mu: f64, ut: Utility) -> Demand {
-    let sum = |c: &Choice| (c.bandwidth, c.share, c.value);
-    let k = p.num_users();
-    let (b, s, v) = if k >= 512 {
-        (0..k)
-            .into_par_iter()
-            .map(|i| sum(&p.best_response(i, lambda, mu, ut)))
-            .reduce(|| (0.0, 0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2))
+/// Sums of the best responses; `warm[k]` is user k's last kept-token count (NaN: none), used as
+/// the start of its Newton iteration and updated.
+pub fn demand(p: &Prepared, lambda: f64, mu: f64, ut: Utility, warm: &mut [f64]) -> Demand {
+    let one = |i: usize, g: &mut f64| {
+        let c = p.best_response_from(i, lambda, mu, ut, *g);
+        if c.served {
+            *g = c.tokens;
+        }
+        [c.bandwidth, c.share, c.value, c.value_ub]
+    };
+    let add = |a: [f64; 4], b: [f64; 4]| [a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3]];
+    let s = if warm.len() >= CHUNK {
+        warm.par_chunks_mut(CHUNK / 2)
+            .enumerate()
+            .map(|(c, gs)| {
+                let base = c * (CHUNK / 2);
+                gs.iter_mut()
+                    .enumerate()
+                    .fold([0.0; 4], |acc, (j, g)| add(acc, one(base + j, g)))
+            })
+            .reduce(|| [0.0; 4], add)
     } else {
-        (0..k)
-            .map(|i| sum(&p.best_response(i, lambda, mu, ut)))
-            .fold((0.0, 0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2))
+        warm.iter_mut()
+            .enumerate()
+            .fold([0.0; 4], |acc, (i, g)| add(acc, one(i, g)))
     };
     Demand {
-        bandwidth: b,
-        share: s,
-        value: v,
+        bandwidth: s[0],
+        share: s[1],
+        value: s[2],
+        value_ub: s[3],
     }
 }
 
@@ -89,6 +108,8 @@ pub struct DualState<'a> {
     pub ut: Utility,
     pub bound: f64,
     pub evals: u64,
+    /// Warm starts of the users' kept tokens (see [`demand`]).
+    pub warm: Vec<f64>,
 }
 
 impl<'a> DualState<'a> {
@@ -98,14 +119,15 @@ impl<'a> DualState<'a> {
             ut,
             bound: f64::INFINITY,
             evals: 0,
+            warm: vec![f64::NAN; p.num_users()],
         }
     }
     /// `(log(Σb/B), log Σφ)` at log-prices `(x, y)`; records the dual value.
     pub fn residual(&mut self, x: f64, y: f64) -> (f64, f64) {
         let (l, m) = (x.exp(), y.exp());
-        let d = demand(self.p, l, m, self.ut);
+        let d = demand(self.p, l, m, self.ut, &mut self.warm);
         self.evals += 1;
-        let dual = d.value + l * self.p.bandwidth_hz + m;
+        let dual = d.value_ub + l * self.p.bandwidth_hz + m;
         if dual.is_finite() && dual < self.bound {
             self.bound = dual;
         }
@@ -240,7 +262,7 @@ pub fn dual_solve(p: &Prepared, ut: Utility, ctx: &Context<'_>) -> Option<DualRe
     let full: Vec<f64> = p.users.iter().map(|u| u.tokens).collect();
     if let Some(a) = p.allocate(&full) {
         let bound = (0..p.num_users())
-            .map(|k| p.best_response(k, 0.0, 0.0, ut).value)
+            .map(|k| p.best_response(k, 0.0, 0.0, ut).value_ub)
             .sum();
         return Some(DualResult {
             decisions: full

@@ -70,7 +70,7 @@
 //! ## Solvers
 //! | name | kind | method |
 //! |---|---|---|
-//! | `exact` | exact | weighted sum: dual decomposition, nested safeguarded secant (Illinois) on `log λ`, `log μ`, closed-form/golden best responses, primal recovery, duality gap as bound; max-min: bisection on the accuracy level with the convex feasibility check of (1) |
+//! | `exact` | exact | weighted sum: dual decomposition; prices by damped Newton on `(log λ, log μ)`, nested safeguarded secant (Illinois) as fallback; best responses by safeguarded Newton on `f'` with analytic `C'`, `C''` (linear rate; per-user upper bound from concavity) or golden section (Shannon); primal recovery, duality gap as bound; max-min: bisection on the accuracy level with the convex feasibility check of (1) |
 //! | `milp` | exact | multiple-choice MILP over a grid of kept fractions × upload-time splits (HiGHS), bound = concave-envelope dual; any curve |
 //! | `dual-gradient` | gradient | projected gradient on the log-prices, same recovery, best dual value as bound |
 //! | `brute-force` | exact (within grid) | grid of kept fractions (K ≤ 3) with the convex allocation of (1) |
