@@ -177,18 +177,50 @@ pub fn subproblem(p: &Prepared, lists: &[Vec<Cand>], omega: &[f64], mu: &[f64], 
     Sub { value, pick, mem }
 }
 
+/// The initial user weights `ω`: the objective's weights (mean), uniform (max).
+pub fn initial_omega(p: &Prepared) -> Vec<f64> {
+    let wsum: f64 = p.users.iter().map(|u| u.weight).sum();
+    let nu = p.users.len() as f64;
+    p.users
+        .iter()
+        .map(|u| {
+            if p.objective == Objective::MaxLatency {
+                1.0 / nu
+            } else {
+                u.weight / wsum
+            }
+        })
+        .collect()
+}
+
+/// One projected subgradient step on the memory multipliers `mu` with a Polyak step of length
+/// `alpha` toward `target`; false when the subgradient vanishes.
+pub fn subgradient_step(p: &Prepared, sub: &Sub, mu: &mut [f64], alpha: f64, target: f64) -> bool {
+    let g: Vec<f64> = (0..mu.len())
+        .map(|s| sub.mem[s] - p.servers[s].memory_bytes)
+        .collect();
+    let gn: f64 = g
+        .iter()
+        .zip(mu.iter())
+        .map(|(x, m)| if *m <= 0.0 && *x < 0.0 { 0.0 } else { x * x })
+        .sum();
+    if gn <= 0.0 {
+        return false;
+    }
+    let step = alpha * (target - sub.value).max(1e-12 * target.abs().max(1e-9)) / gn;
+    for (m, x) in mu.iter_mut().zip(&g) {
+        *m = (*m + step * x).max(0.0);
+    }
+    true
+}
+
 /// The subgradient loop.
 pub fn run(p: &Prepared, ctx: &mut Context<'_>) -> Outcome<KvSplitSolution> {
     let lists = user_lists(p);
     let nu = p.users.len();
     let ns = p.servers.len();
-    let wsum: f64 = p.users.iter().map(|u| u.weight).sum();
     let max_obj = p.objective == Objective::MaxLatency;
-    let mut omega: Vec<f64> = if max_obj {
-        vec![1.0 / nu as f64; nu]
-    } else {
-        p.users.iter().map(|u| u.weight / wsum).collect()
-    };
+    let mut omega = initial_omega(p);
     let mut mu = vec![0.0; ns];
     // incumbent from the local search
     let (st0, _) = local_search(p, &lists, ctx);
@@ -235,25 +267,12 @@ pub fn run(p: &Prepared, ctx: &mut Context<'_>) -> Outcome<KvSplitSolution> {
             }
         }
         // μ: projected subgradient, Polyak step
-        let g: Vec<f64> = (0..ns)
-            .map(|s| sub.mem[s] - p.servers[s].memory_bytes)
-            .collect();
-        let gn: f64 = g
-            .iter()
-            .zip(&mu)
-            .map(|(x, m)| if *m <= 0.0 && *x < 0.0 { 0.0 } else { x * x })
-            .sum();
         let target = if ub.is_finite() {
             ub
         } else {
             lb.abs() * 1.1 + 1e-3
         };
-        if gn > 0.0 {
-            let step = alpha * (target - sub.value).max(1e-12 * target.abs().max(1e-9)) / gn;
-            for s in 0..ns {
-                mu[s] = (mu[s] + step * g[s]).max(0.0);
-            }
-        }
+        subgradient_step(p, &sub, &mut mu, alpha, target);
         // λ (max objective): exponentiated gradient on the users' latencies in the subproblem plan
         if max_obj {
             let plan: Vec<_> = (0..nu).map(|u| lists[u][sub.pick[u]].0).collect();
