@@ -31,6 +31,9 @@ fn main() {
             let s = solve::find_solver::<KvSplit>(&p, name).unwrap();
             let r = solve::run::<KvSplit>(&p, s.as_ref(), &o, &mut NoObserver, StopFlag::new())
                 .unwrap();
+            if std::env::var("KV_NOTES").is_ok() {
+                eprintln!("{name}: {:?} {:?}", r.status, r.notes);
+            }
             line += &format!(
                 "  {name} {:.6} (bound {}) {:.3}s;",
                 r.objective.unwrap_or(f64::NAN),

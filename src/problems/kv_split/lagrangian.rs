@@ -5,7 +5,9 @@
 //!
 //! The coupled term `Σ_u ω_u n_u Step_s` (user u sees every co-located user's work and the shared
 //! weights) is replaced by a pointwise under-estimator, so each subproblem is a valid relaxation:
-//! - own form: `ω_u n_u (F_s(c_u) + a_u)` (a user sees at least its own layers and work);
+//! - own form: `ω_u n_u (F_s(min(c_u, ĉ_s)) + a_u + Σ_{v forced on s, v≠u} min a_v)` (a user sees at
+//!   least its own layers and work, the layers every user forced onto `s` needs and those users'
+//!   least work; [`super::milp::Floors`]);
 //! - McCormick form (every association fixed): with `n_u ã_v ≥ ã_v − A_v (1 − n_u)` and
 //!   `n_u F_s(y) ≥ F_s(y) − F_s(0)(1 − n_u)` the term becomes `W_s F_s(y) + W_s Σ_v ã_v −
 //!   Σ_u ω_u (1 − n_u)(F_s(0) + Σ_{v≠u} A_v)` with `W_s = Σ_{u on s} ω_u`; separable per user plus `y`;
@@ -19,8 +21,10 @@
 //! choices are repaired into a feasible plan by best response (penalised score).
 
 use super::cost::{Cand, Prepared};
-use super::heuristics::{local_search, user_lists, State};
+use super::heuristics::{user_lists, State};
 use super::instance::Objective;
+use super::milp::Floors;
+use super::search::priced_search;
 use super::{no_candidates, outcome_from_plan, KvSplit, KvSplitSolution};
 use crate::error::Result;
 use crate::solve::{Context, Outcome, Solver, SolverKind};
@@ -65,7 +69,14 @@ pub struct Sub {
 
 /// Solves the Lagrangian subproblem for user weights `omega` (summing to the objective's scale),
 /// multipliers `mu` and mixing `theta` (forced to 0 unless every association is fixed).
-pub fn subproblem(p: &Prepared, lists: &[Vec<Cand>], omega: &[f64], mu: &[f64], theta: f64) -> Sub {
+pub fn subproblem(
+    p: &Prepared,
+    lists: &[Vec<Cand>],
+    floors: &Floors,
+    omega: &[f64],
+    mu: &[f64],
+    theta: f64,
+) -> Sub {
     let l = p.num_layers();
     let ns = p.servers.len();
     let all_fixed = p.users.iter().all(|u| u.fixed_server.is_some());
@@ -91,7 +102,7 @@ pub fn subproblem(p: &Prepared, lists: &[Vec<Cand>], omega: &[f64], mu: &[f64], 
         let cc = &c.1;
         if on_server(c) {
             let s = ch.server;
-            let own = omega[u] * (cc.lat + p.servers[s].fixed[ch.split] + cc.work);
+            let own = omega[u] * (cc.lat + floors.step_lb(p, u, c));
             let mc = omega[u] * cc.lat + w_s[s] * cc.work;
             mu[s] * cc.srv_mem + theta * mc + (1.0 - theta) * own
         } else {
@@ -221,15 +232,11 @@ pub fn run(p: &Prepared, ctx: &mut Context<'_>) -> Outcome<KvSplitSolution> {
     let ns = p.servers.len();
     let max_obj = p.objective == Objective::MaxLatency;
     let mut omega = initial_omega(p);
+    let floors = Floors::new(p, &lists);
     let mut mu = vec![0.0; ns];
-    // incumbent from the local search
-    let (st0, _) = local_search(p, &lists, ctx);
-    let mut best_plan = st0.plan();
-    let mut ub = if st0.feasible() {
-        st0.value().0
-    } else {
-        f64::INFINITY
-    };
+    // incumbent from the priced search
+    let (mut best_plan, _) = priced_search(p, &lists, ctx);
+    let mut ub = p.plan_value(&best_plan).unwrap_or(f64::INFINITY);
     let mut lb = f64::NEG_INFINITY;
     let mut alpha = 1.0;
     let mut stall = 0;
@@ -244,7 +251,7 @@ pub fn run(p: &Prepared, ctx: &mut Context<'_>) -> Outcome<KvSplitSolution> {
         };
         let sub = thetas
             .iter()
-            .map(|&t| subproblem(p, &lists, &omega, &mu, t))
+            .map(|&t| subproblem(p, &lists, &floors, &omega, &mu, t))
             .max_by(|a, b| a.value.partial_cmp(&b.value).unwrap())
             .unwrap();
         if !lb.is_finite() || sub.value > lb + 1e-12 * lb.abs().max(1e-9) {

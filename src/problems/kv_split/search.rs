@@ -21,6 +21,7 @@ use super::cost::{Cand, Choice, Prepared};
 use super::heuristics::{local_search, plan_of, user_lists};
 use super::instance::Objective;
 use super::lagrangian::subproblem;
+use super::milp::Floors;
 use super::{outcome_from_plan, KvSplit, KvSplitSolution};
 use crate::error::Result;
 use crate::solve::{Context, Outcome, Solver, SolverKind};
@@ -578,8 +579,9 @@ pub fn memory_prices(p: &Prepared, lists: &[Vec<Cand>], iters: usize) -> Vec<f64
     let mut mu = vec![0.0; p.servers.len()];
     let mut best = f64::NEG_INFINITY;
     let mut alpha = 1.0;
+    let floors = Floors::new(p, lists);
     for _ in 0..iters {
-        let sub = subproblem(p, lists, &omega, &mu, 0.0);
+        let sub = subproblem(p, lists, &floors, &omega, &mu, 0.0);
         if sub.value > best {
             best = sub.value;
         } else {
