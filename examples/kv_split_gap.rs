@@ -24,7 +24,10 @@ fn main() {
         let mut line = format!("{size} seed {}:", 100 + seed);
         for name in &solvers {
             let o = if name == "milp" {
-                options_with_gap(0.01, 10.0)
+                SolveOptions {
+                    verbose: std::env::var("KV_VERBOSE").is_ok(),
+                    ..options_with_gap(0.01, 10.0)
+                }
             } else {
                 SolveOptions::default()
             };

@@ -126,6 +126,7 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
         }
     }
     let on = |ch: &super::Choice, s: usize| ch.admitted && ch.split < l && ch.server == s;
+    let mut zs: Vec<(usize, usize, usize, Var)> = vec![];
     for (u, list) in lists.iter().enumerate() {
         for s in 0..ns {
             let mut splits: Vec<usize> = list
@@ -135,14 +136,29 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
                 .collect();
             splits.sort_unstable();
             splits.dedup();
+            // y_sc ≥ z_usc = Σ_{j on s, c_j ≤ c} x_uj, with z built as a running sum (each x once)
+            let mut prev: Option<Var> = None;
             for &c in &splits {
-                let mut row = vec![(y[s][c], 1.0)];
-                for (j, (ch, _)) in list.iter().enumerate() {
-                    if on(ch, s) && ch.split <= c {
-                        row.push((x[u][j], -1.0));
+                let here: Vec<(Var, f64)> = list
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (ch, _))| on(ch, s) && ch.split == c)
+                    .map(|(j, _)| (x[u][j], -1.0))
+                    .collect();
+                let z = match prev {
+                    None if here.len() == 1 => here[0].0,
+                    _ => {
+                        let z = m.var(0.0, 1.0, 0.0, &format!("z_{u}_{s}_{c}"));
+                        let mut row = vec![(z, 1.0)];
+                        row.extend(prev.map(|v| (v, -1.0)));
+                        row.extend(here);
+                        m.eq(&row, 0.0);
+                        zs.push((u, s, c, z));
+                        z
                     }
-                }
-                m.ge(&row, 0.0);
+                };
+                m.ge(&[(y[s][c], 1.0), (z, -1.0)], 0.0);
+                prev = Some(z);
             }
         }
     }
@@ -194,7 +210,7 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
     // per server: (weight, p_us) of the users that may but need not use it, and the CS terms
     let mut free_on: Vec<Vec<(usize, Var)>> = vec![vec![]; ns];
     let mut pus_of: Vec<Vec<(usize, Var)>> = vec![vec![]; nu];
-    let mut cs_vars: Vec<(Var, Vec<(Var, f64)>, f64)> = vec![];
+    let mut cs_vars: Vec<(Var, Var, Vec<(Var, f64)>, f64)> = vec![];
     for (u, list) in lists.iter().enumerate() {
         let up = &p.users[u];
         let obj = if p.objective == Objective::MeanLatency {
@@ -268,14 +284,16 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
             let r = m.var(0.0, f64::INFINITY, 0.0, &format!("cs_{s}"));
             row.push((r, -1.0));
             m.ge(&row, 0.0);
+            let qv = m.var(0.0, f64::INFINITY, 0.0, &format!("q_{s}"));
+            let mut qdef = vec![(qv, -1.0)];
+            qdef.extend(qrow.iter().copied());
+            m.eq(&qdef, 0.0);
             for k in 1..=TANGENTS {
                 let qh = qmax * k as f64 / TANGENTS as f64;
                 // r ≥ 2 q̂ Q − q̂²
-                let mut t = vec![(r, 1.0)];
-                t.extend(qrow.iter().map(|&(v, q)| (v, -2.0 * qh * q)));
-                m.ge(&t, -qh * qh);
+                m.ge(&[(r, 1.0), (qv, -2.0 * qh)], -qh * qh);
             }
-            cs_vars.push((r, qrow, qmax));
+            cs_vars.push((r, qv, qrow, qmax));
         }
     }
     for (u, list) in lists.iter().enumerate() {
@@ -314,6 +332,11 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
         }
         let plan: Vec<_> = (0..nu).map(|u| lists[u][pick[u]].0).collect();
         let ev = p.evaluate_plan(&plan);
+        for &(u, s, c, z) in &zs {
+            if on(&plan[u], s) && plan[u].split <= c {
+                v[z.0] = 1.0;
+            }
+        }
         for s in 0..ns {
             for k in ev.min_split[s]..l {
                 v[y[s][k].0] = 1.0;
@@ -331,8 +354,9 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
                 }
             }
         }
-        for (r, qrow, qmax) in &cs_vars {
+        for (r, qv, qrow, qmax) in &cs_vars {
             let q: f64 = qrow.iter().map(|&(var, c)| c * v[var.0]).sum();
+            v[qv.0] = q;
             v[r.0] = (1..=TANGENTS)
                 .map(|k| {
                     let qh = qmax * k as f64 / TANGENTS as f64;

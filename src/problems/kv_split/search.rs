@@ -66,6 +66,7 @@ pub struct Fast<'a> {
     l: usize,
     ns: usize,
     max_obj: bool,
+    tie: f64,
     cnt: Vec<Vec<u32>>,
     minc: Vec<usize>,
     work: Vec<f64>,
@@ -111,6 +112,7 @@ impl<'a> Fast<'a> {
             l,
             ns,
             max_obj: p.objective == Objective::MaxLatency,
+            tie: 0.0,
             cnt: vec![vec![0; l + 1]; ns],
             minc: vec![l; ns],
             work: vec![0.0; ns],
@@ -271,10 +273,21 @@ impl<'a> Fast<'a> {
                     m = m.max(-self.top[g].0[0].0 + st);
                 }
             }
-            m
+            m + self.tie * self.mean()
         } else {
-            (self.lat_w + (0..self.ns).map(|s| self.wn[s] * self.step(s)).sum::<f64>()) / self.wsum
+            self.mean()
         }
+    }
+
+    /// The weighted mean latency of the placed users (over the total weight).
+    fn mean(&self) -> f64 {
+        (self.lat_w + (0..self.ns).map(|s| self.wn[s] * self.step(s)).sum::<f64>()) / self.wsum
+    }
+
+    /// Under `max_latency`, adds `tie ×` the mean latency to every score so that moves that lower
+    /// the other users' latencies without changing the maximum are taken (0 by default).
+    pub fn set_tie_break(&mut self, tie: f64) {
+        self.tie = tie;
     }
 
     /// Server `s` after user `u` leaves candidate `j0` (or `NONE`) and takes `j1`.
@@ -409,21 +422,36 @@ impl<'a> Fast<'a> {
             if lm.is_finite() {
                 m = m.max(lm);
             }
+            if self.tie > 0.0 {
+                m += self.tie * self.mean_after(u, j, &find);
+            }
             Some((m, over))
         } else {
-            let w = self.p.users[u].weight;
-            let mut num = self.lat_w + w * cc1.lat;
-            if j0 != NONE {
-                num -= w * self.lists[u][j0].1.lat;
-            }
-            for s in 0..self.ns {
-                num += match find(s) {
-                    Some(a) => a.wn * a.step,
-                    None => self.wn[s] * self.step(s),
-                };
-            }
-            Some((num / self.wsum, over))
+            Some((self.mean_after(u, j, &find), over))
         }
+    }
+
+    /// The weighted mean latency after `u` takes `j`, given the touched servers' states.
+    #[inline]
+    fn mean_after<'b>(
+        &self,
+        u: usize,
+        j: usize,
+        find: &impl Fn(usize) -> Option<&'b ServerAfter>,
+    ) -> f64 {
+        let w = self.p.users[u].weight;
+        let j0 = self.pick[u];
+        let mut num = self.lat_w + w * self.lists[u][j].1.lat;
+        if j0 != NONE {
+            num -= w * self.lists[u][j0].1.lat;
+        }
+        for s in 0..self.ns {
+            num += match find(s) {
+                Some(a) => a.wn * a.step,
+                None => self.wn[s] * self.step(s),
+            };
+        }
+        num / self.wsum
     }
 
     /// Priced change of the server KV when `u` moves to `j`.
@@ -682,6 +710,7 @@ pub fn priced_search(p: &Prepared, lists: &[Vec<Cand>], ctx: &Context<'_>) -> (V
         let Some(mut st) = construct_adaptive(p, lists, &mut m, &base) else {
             continue;
         };
+        st.set_tie_break(1e-3);
         if trace {
             eprintln!(
                 "k={k} construct obj {:.6} t {:?} mu {m:?}",
@@ -715,6 +744,7 @@ pub fn priced_search(p: &Prepared, lists: &[Vec<Cand>], ctx: &Context<'_>) -> (V
         if trace {
             eprintln!("  descent obj {:.6} t {:?}", st.objective(), t0.elapsed());
         }
+        st.set_tie_break(0.0);
         let v = st.objective();
         if best.as_ref().is_none_or(|b| v < b.0) {
             best = Some((v, st.plan()));
