@@ -20,7 +20,7 @@
 //! pruning (exact filters). The dual value `L(ω, μ)` is a lower bound on the optimum; the subproblem's
 //! choices are repaired into a feasible plan by best response (penalised score).
 
-use super::cost::{Cand, Prepared};
+use super::cost::{Cand, Choice, Prepared};
 use super::heuristics::{user_lists, State};
 use super::instance::Objective;
 use super::milp::Floors;
@@ -225,22 +225,38 @@ pub fn subgradient_step(p: &Prepared, sub: &Sub, mu: &mut [f64], alpha: f64, tar
     true
 }
 
-/// The subgradient loop.
-pub fn run(p: &Prepared, ctx: &mut Context<'_>) -> Outcome<KvSplitSolution> {
-    let lists = user_lists(p);
+/// The result of [`subgradient`].
+pub struct Dual {
+    /// The best dual value (a valid lower bound), −∞ when no iteration ran.
+    pub bound: f64,
+    /// The best plan known (the incumbent or a repaired subproblem plan) and its value.
+    pub plan: Vec<Choice>,
+    pub value: f64,
+    pub iterations: u64,
+    pub mu: Vec<f64>,
+}
+
+/// The subgradient loop from an incumbent (`plan`, `value`; `value = ∞` when none); with `repair`
+/// the subproblem's plan is repaired by best response every ten iterations.
+pub fn subgradient(
+    p: &Prepared,
+    lists: &[Vec<Cand>],
+    plan: Vec<Choice>,
+    value: f64,
+    iters: u64,
+    repair: bool,
+    ctx: &Context<'_>,
+) -> Dual {
     let nu = p.users.len();
     let ns = p.servers.len();
     let max_obj = p.objective == Objective::MaxLatency;
     let mut omega = initial_omega(p);
-    let floors = Floors::new(p, &lists);
+    let floors = Floors::new(p, lists);
     let mut mu = vec![0.0; ns];
-    // incumbent from the priced search
-    let (mut best_plan, _) = priced_search(p, &lists, ctx);
-    let mut ub = p.plan_value(&best_plan).unwrap_or(f64::INFINITY);
+    let (mut best_plan, mut ub) = (plan, value);
     let mut lb = f64::NEG_INFINITY;
     let mut alpha = 1.0;
     let mut stall = 0;
-    let iters = ctx.options.iteration_limit.unwrap_or(DEFAULT_ITERATIONS);
     let mut it = 0;
     while it < iters && !ctx.should_stop() {
         it += 1;
@@ -251,7 +267,7 @@ pub fn run(p: &Prepared, ctx: &mut Context<'_>) -> Outcome<KvSplitSolution> {
         };
         let sub = thetas
             .iter()
-            .map(|&t| subproblem(p, &lists, &floors, &omega, &mu, t))
+            .map(|&t| subproblem(p, lists, &floors, &omega, &mu, t))
             .max_by(|a, b| a.value.partial_cmp(&b.value).unwrap())
             .unwrap();
         if !lb.is_finite() || sub.value > lb + 1e-12 * lb.abs().max(1e-9) {
@@ -265,8 +281,8 @@ pub fn run(p: &Prepared, ctx: &mut Context<'_>) -> Outcome<KvSplitSolution> {
             }
         }
         // repair every few iterations
-        if it % 10 == 1 || it == iters {
-            let mut st = State::new(p, &lists, sub.pick.clone());
+        if repair && (it % 10 == 1 || it == iters) {
+            let mut st = State::new(p, lists, sub.pick.clone());
             st.best_response(ctx, 5);
             if st.feasible() && st.value().0 < ub {
                 ub = st.value().0;
@@ -299,13 +315,31 @@ pub fn run(p: &Prepared, ctx: &mut Context<'_>) -> Outcome<KvSplitSolution> {
             break;
         }
     }
-    let mut o = outcome_from_plan(p, &best_plan, ctx, it);
-    if lb.is_finite() {
-        o.bound = Some(lb);
+    Dual {
+        bound: lb,
+        plan: best_plan,
+        value: ub,
+        iterations: it,
+        mu,
+    }
+}
+
+/// The Lagrangian solver: the priced search's plan as incumbent, then [`subgradient`] with repairs.
+pub fn run(p: &Prepared, ctx: &mut Context<'_>) -> Outcome<KvSplitSolution> {
+    let lists = user_lists(p);
+    let (plan, _) = priced_search(p, &lists, ctx);
+    let value = p.plan_value(&plan).unwrap_or(f64::INFINITY);
+    let iters = ctx.options.iteration_limit.unwrap_or(DEFAULT_ITERATIONS);
+    let d = subgradient(p, &lists, plan, value, iters, true, ctx);
+    let mut o = outcome_from_plan(p, &d.plan, ctx, d.iterations);
+    if d.bound.is_finite() {
+        o.bound = Some(d.bound);
     }
     o.notes.push(format!(
-        "dual bound {lb:.6e} after {it} iterations; μ = {:?}",
-        mu.iter().map(|m| format!("{m:.3e}")).collect::<Vec<_>>()
+        "dual bound {:.6e} after {} iterations; μ = {:?}",
+        d.bound,
+        d.iterations,
+        d.mu.iter().map(|m| format!("{m:.3e}")).collect::<Vec<_>>()
     ));
     o
 }

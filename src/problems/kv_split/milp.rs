@@ -1,18 +1,31 @@
-//! Exact MILP (HiGHS) over the dominance-pruned candidates, warm-started from the better of the
-//! local search and the Lagrangian's repaired plan.
+//! Exact MILP (HiGHS) over the dominance-pruned candidates, warm-started from `priced-search`.
 //!
 //! - `x_uj ∈ {0,1}`: user `u` takes candidate `j` (split, options, server, or reject); `Σ_j x_uj = 1`;
 //! - `y_sl ∈ [0,1]`: server `s` holds layer `l`; `y_sl ≤ y_s,l+1`; for every (u, s, c) among the
-//!   candidates `y_sc ≥ Σ_{j on s, c_j ≤ c} x_uj`. `y` may stay continuous: every `y` cost is
-//!   non-negative and its lower bounds are 0/1 at integer `x`, so some optimum has `y` binary;
+//!   candidates `y_sc ≥ z_usc = Σ_{j on s, c_j ≤ c} x_uj` (`z` a running sum, so each `x` appears
+//!   once). `y` may stay continuous: every `y` cost is non-negative and its lower bounds are 0/1 at
+//!   integer `x`, so some optimum has `y` binary;
 //! - `Step_s = Σ_l y_sl f_sl + Σ_{u,j on s} a_j x_uj`; memory `Σ_l y_sl w_l + Σ_{u,j on s} K_j x_uj ≤ M_s`;
-//! - `p_u ≥ Step_s − Big_s·(1 − Σ_{j on s} x_uj)`, `p_u ≥ 0` (the step user u sees; no big-M when all
-//!   of u's candidates use `s`), `Big_s = F_s(0) + Σ_u max_j a_j`;
+//! - the step user `u` sees: `p_u ≥ Step_s` when every candidate of `u` uses `s` ("forced"), else
+//!   `p_u = Σ_s p_us` with `p_us ≥ Step_s − Big_s·(1 − Σ_{j on s} x_uj)`, `Big_s = min(F_s(0) +
+//!   Σ_u max_j a_j, cap_s)`;
+//! - floors ([`Floors`], valid inequalities): `p_us ≥ Σ_{j on s} φ_j x_uj` with `φ_j = F_s(min(c_j,
+//!   ĉ_s)) + a_j + Σ_{v forced on s, v ≠ u} min a_v` (`ĉ_s`: the lowest of the forced users' highest
+//!   splits) — a user sees at least its own work, the forced users' least work and their layers;
+//! - congestion cut (mean objective): for the non-forced users `D_s` of server `s`,
+//!   `Σ_{u∈D_s} w_u p_us ≥ Σ_{u∈D_s, j on s} w_u (φ_j − a_j) x_uj + R_s` with `R_s ≤ Q_s²`,
+//!   `Q_s = Σ_{u∈D_s, j on s} √(w_u a_j) x_uj` (Cauchy–Schwarz: `(Σ_{D on s} w)(Σ_{D on s} a) ≥ Q_s²`),
+//!   the square under-estimated by 24 tangents; without it a fractional association spreads each
+//!   user over the servers and the big-M rows let it see almost no step;
 //! - `T_u = Σ_j lat_j x_uj + p_u`; targets `T_u ≤ τ_u` (admission: `≤ τ_u + Big·x_u,reject`);
-//! - objective: `Σ w_u T_u / Σ w`, or `t ≥ T_u` min `t`, or max `Σ w_u (1 − x_u,reject)`.
+//! - objective: `Σ w_u T_u / Σ w`, or `t ≥ T_u` min `t`, or max `Σ w_u (1 − x_u,reject)`;
+//! - incumbent-based step caps ([`step_caps`]) bound every `Step_s` and drop candidates that cannot
+//!   appear in a plan at least as good as the warm start;
+//! - the reported bound is the better of HiGHS' and the Lagrangian dual bound
+//!   ([`super::lagrangian::subgradient`], 150 iterations without repairs).
 
 use super::cost::{Cand, Prepared};
-use super::heuristics::{local_search, user_lists, State};
+use super::heuristics::{local_search, plan_of, user_lists, State};
 use super::instance::Objective;
 use super::search::priced_search;
 use super::{no_candidates, KvSplit, KvSplitSolution};
@@ -63,6 +76,25 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
             let st = State::new(p, &full_lists, pick);
             st.feasible().then(|| (st.pick.clone(), st.value().0))
         })
+    } else {
+        None
+    };
+    // the Lagrangian dual bound (no repairs): reported when HiGHS' bound is weaker
+    let lagrange = if p.objective != Objective::Admitted && !ctx.should_stop() {
+        let (plan, value) = match &warm {
+            Some((pick, v)) => (plan_of(&full_lists, pick), *v),
+            None => (vec![], f64::INFINITY),
+        };
+        let d = super::lagrangian::subgradient(
+            p,
+            &full_lists,
+            plan,
+            value,
+            super::lagrangian::DEFAULT_ITERATIONS,
+            false,
+            ctx,
+        );
+        d.bound.is_finite().then_some(d.bound)
     } else {
         None
     };
@@ -416,6 +448,15 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
             o
         }
     };
+    if let (Some(lb), Some(obj)) = (lagrange, out.objective) {
+        if out.termination != Termination::Optimal && out.bound.is_none_or(|b| b < lb) {
+            out.bound = Some(lb.min(obj));
+            out.notes.push(format!(
+                "bound from the Lagrangian relaxation ({lb:.6e}); HiGHS' was {}",
+                r.bound.map_or("none".into(), |b| format!("{b:.6e}"))
+            ));
+        }
+    }
     out.nodes = r.nodes;
     out.iterations = r.lp_iterations;
     out.notes.push(format!(
