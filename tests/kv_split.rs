@@ -119,7 +119,13 @@ fn every_solver_passes_evaluate_on_small_instances() {
             let mi = run(&p, "milp");
             assert_eq!(mi.status.termination, Termination::Optimal);
             check_solvers(&p, mi.objective, true);
-            for s in ["greedy", "local-search", "lagrangian", "milp"] {
+            for s in [
+                "greedy",
+                "local-search",
+                "priced-search",
+                "lagrangian",
+                "milp",
+            ] {
                 if s == "lagrangian" && suffix == "-admit" {
                     continue;
                 }
@@ -131,6 +137,63 @@ fn every_solver_passes_evaluate_on_small_instances() {
             }
         }
     }
+}
+
+#[test]
+fn incremental_move_scores_match_the_evaluator() {
+    use edgeplan::problems::kv_split::search::Fast;
+    use rand::{Rng, SeedableRng};
+    let mut checked = 0;
+    for (k, size) in ["tiny", "tiny-max", "small", "small-max", "medium"]
+        .iter()
+        .enumerate()
+    {
+        for seed in 0..6u64 {
+            let p = prep(&generate::generate(size, 40 + seed).unwrap());
+            let start = run(&p, "priced-search");
+            if !start.evaluation.as_ref().is_some_and(|e| e.feasible) {
+                continue;
+            }
+            let lists: Vec<_> = p.users.iter().map(|u| u.cands.clone()).collect();
+            let plan = start.solution.unwrap().to_plan(&p).unwrap();
+            let pick: Vec<usize> = plan
+                .iter()
+                .enumerate()
+                .map(|(u, c)| lists[u].iter().position(|x| x.0 == *c).unwrap())
+                .collect();
+            let mut st = Fast::new(&p, &lists, &pick);
+            let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(k as u64 * 100 + seed);
+            for _ in 0..300 {
+                let u = r.random_range(0..lists.len());
+                let j = r.random_range(0..lists[u].len());
+                let mut plan = st.plan();
+                plan[u] = lists[u][j].0;
+                let ev = p.evaluate_plan(&plan);
+                match st.eval(u, j) {
+                    Some(v) => {
+                        assert!(
+                            ev.violations.is_empty(),
+                            "{size} {seed}: {:?}",
+                            ev.violations
+                        );
+                        assert!(
+                            close(v, ev.objective),
+                            "{size} {seed}: {v} vs {}",
+                            ev.objective
+                        );
+                        st.set(u, j);
+                        assert!(close(st.objective(), ev.objective));
+                        checked += 1;
+                    }
+                    None => assert!(
+                        !ev.violations.is_empty(),
+                        "{size} {seed}: feasible move refused"
+                    ),
+                }
+            }
+        }
+    }
+    assert!(checked >= 100, "only {checked} moves applied");
 }
 
 fn optimum(inst: &KvSplitInstance) -> Option<f64> {

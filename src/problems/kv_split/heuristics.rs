@@ -181,11 +181,7 @@ impl<'a> State<'a> {
     }
 
     pub fn plan(&self) -> Vec<Choice> {
-        self.pick
-            .iter()
-            .enumerate()
-            .map(|(u, &j)| self.lists[u][j].0)
-            .collect()
+        plan_of(self.lists, &self.pick)
     }
 
     /// Best-response passes: each user in turn takes its best candidate given the others. Returns the
@@ -365,6 +361,14 @@ pub fn local_search<'a>(
         }
     }
     (best, moves)
+}
+
+/// The choices picked from per-user candidate lists.
+pub fn plan_of(lists: &[Vec<Cand>], pick: &[usize]) -> Vec<Choice> {
+    pick.iter()
+        .enumerate()
+        .map(|(u, &j)| lists[u][j].0)
+        .collect()
 }
 
 pub(super) fn user_lists(p: &Prepared) -> Vec<Vec<Cand>> {

@@ -5,7 +5,9 @@
 //!
 //! The coupled term `Σ_u ω_u n_u Step_s` (user u sees every co-located user's work and the shared
 //! weights) is replaced by a pointwise under-estimator, so each subproblem is a valid relaxation:
-//! - own form: `ω_u n_u (F_s(c_u) + a_u)` (a user sees at least its own layers and work);
+//! - own form: `ω_u n_u (F_s(min(c_u, ĉ_s)) + a_u + Σ_{v forced on s, v≠u} min a_v)` (a user sees at
+//!   least its own layers and work, the layers every user forced onto `s` needs and those users'
+//!   least work; [`super::milp::Floors`]);
 //! - McCormick form (every association fixed): with `n_u ã_v ≥ ã_v − A_v (1 − n_u)` and
 //!   `n_u F_s(y) ≥ F_s(y) − F_s(0)(1 − n_u)` the term becomes `W_s F_s(y) + W_s Σ_v ã_v −
 //!   Σ_u ω_u (1 − n_u)(F_s(0) + Σ_{v≠u} A_v)` with `W_s = Σ_{u on s} ω_u`; separable per user plus `y`;
@@ -18,9 +20,11 @@
 //! pruning (exact filters). The dual value `L(ω, μ)` is a lower bound on the optimum; the subproblem's
 //! choices are repaired into a feasible plan by best response (penalised score).
 
-use super::cost::{Cand, Prepared};
-use super::heuristics::{local_search, user_lists, State};
+use super::cost::{Cand, Choice, Prepared};
+use super::heuristics::{user_lists, State};
 use super::instance::Objective;
+use super::milp::Floors;
+use super::search::priced_search;
 use super::{no_candidates, outcome_from_plan, KvSplit, KvSplitSolution};
 use crate::error::Result;
 use crate::solve::{Context, Outcome, Solver, SolverKind};
@@ -65,7 +69,14 @@ pub struct Sub {
 
 /// Solves the Lagrangian subproblem for user weights `omega` (summing to the objective's scale),
 /// multipliers `mu` and mixing `theta` (forced to 0 unless every association is fixed).
-pub fn subproblem(p: &Prepared, lists: &[Vec<Cand>], omega: &[f64], mu: &[f64], theta: f64) -> Sub {
+pub fn subproblem(
+    p: &Prepared,
+    lists: &[Vec<Cand>],
+    floors: &Floors,
+    omega: &[f64],
+    mu: &[f64],
+    theta: f64,
+) -> Sub {
     let l = p.num_layers();
     let ns = p.servers.len();
     let all_fixed = p.users.iter().all(|u| u.fixed_server.is_some());
@@ -91,7 +102,7 @@ pub fn subproblem(p: &Prepared, lists: &[Vec<Cand>], omega: &[f64], mu: &[f64], 
         let cc = &c.1;
         if on_server(c) {
             let s = ch.server;
-            let own = omega[u] * (cc.lat + p.servers[s].fixed[ch.split] + cc.work);
+            let own = omega[u] * (cc.lat + floors.step_lb(p, u, c));
             let mc = omega[u] * cc.lat + w_s[s] * cc.work;
             mu[s] * cc.srv_mem + theta * mc + (1.0 - theta) * own
         } else {
@@ -177,31 +188,75 @@ pub fn subproblem(p: &Prepared, lists: &[Vec<Cand>], omega: &[f64], mu: &[f64], 
     Sub { value, pick, mem }
 }
 
-/// The subgradient loop.
-pub fn run(p: &Prepared, ctx: &mut Context<'_>) -> Outcome<KvSplitSolution> {
-    let lists = user_lists(p);
+/// The initial user weights `ω`: the objective's weights (mean), uniform (max).
+pub fn initial_omega(p: &Prepared) -> Vec<f64> {
+    let wsum: f64 = p.users.iter().map(|u| u.weight).sum();
+    let nu = p.users.len() as f64;
+    p.users
+        .iter()
+        .map(|u| {
+            if p.objective == Objective::MaxLatency {
+                1.0 / nu
+            } else {
+                u.weight / wsum
+            }
+        })
+        .collect()
+}
+
+/// One projected subgradient step on the memory multipliers `mu` with a Polyak step of length
+/// `alpha` toward `target`; false when the subgradient vanishes.
+pub fn subgradient_step(p: &Prepared, sub: &Sub, mu: &mut [f64], alpha: f64, target: f64) -> bool {
+    let g: Vec<f64> = (0..mu.len())
+        .map(|s| sub.mem[s] - p.servers[s].memory_bytes)
+        .collect();
+    let gn: f64 = g
+        .iter()
+        .zip(mu.iter())
+        .map(|(x, m)| if *m <= 0.0 && *x < 0.0 { 0.0 } else { x * x })
+        .sum();
+    if gn <= 0.0 {
+        return false;
+    }
+    let step = alpha * (target - sub.value).max(1e-12 * target.abs().max(1e-9)) / gn;
+    for (m, x) in mu.iter_mut().zip(&g) {
+        *m = (*m + step * x).max(0.0);
+    }
+    true
+}
+
+/// The result of [`subgradient`].
+pub struct Dual {
+    /// The best dual value (a valid lower bound), −∞ when no iteration ran.
+    pub bound: f64,
+    /// The best plan known (the incumbent or a repaired subproblem plan) and its value.
+    pub plan: Vec<Choice>,
+    pub value: f64,
+    pub iterations: u64,
+    pub mu: Vec<f64>,
+}
+
+/// The subgradient loop from an incumbent (`plan`, `value`; `value = ∞` when none); with `repair`
+/// the subproblem's plan is repaired by best response every ten iterations.
+pub fn subgradient(
+    p: &Prepared,
+    lists: &[Vec<Cand>],
+    plan: Vec<Choice>,
+    value: f64,
+    iters: u64,
+    repair: bool,
+    ctx: &Context<'_>,
+) -> Dual {
     let nu = p.users.len();
     let ns = p.servers.len();
-    let wsum: f64 = p.users.iter().map(|u| u.weight).sum();
     let max_obj = p.objective == Objective::MaxLatency;
-    let mut omega: Vec<f64> = if max_obj {
-        vec![1.0 / nu as f64; nu]
-    } else {
-        p.users.iter().map(|u| u.weight / wsum).collect()
-    };
+    let mut omega = initial_omega(p);
+    let floors = Floors::new(p, lists);
     let mut mu = vec![0.0; ns];
-    // incumbent from the local search
-    let (st0, _) = local_search(p, &lists, ctx);
-    let mut best_plan = st0.plan();
-    let mut ub = if st0.feasible() {
-        st0.value().0
-    } else {
-        f64::INFINITY
-    };
+    let (mut best_plan, mut ub) = (plan, value);
     let mut lb = f64::NEG_INFINITY;
     let mut alpha = 1.0;
     let mut stall = 0;
-    let iters = ctx.options.iteration_limit.unwrap_or(DEFAULT_ITERATIONS);
     let mut it = 0;
     while it < iters && !ctx.should_stop() {
         it += 1;
@@ -212,7 +267,7 @@ pub fn run(p: &Prepared, ctx: &mut Context<'_>) -> Outcome<KvSplitSolution> {
         };
         let sub = thetas
             .iter()
-            .map(|&t| subproblem(p, &lists, &omega, &mu, t))
+            .map(|&t| subproblem(p, lists, &floors, &omega, &mu, t))
             .max_by(|a, b| a.value.partial_cmp(&b.value).unwrap())
             .unwrap();
         if !lb.is_finite() || sub.value > lb + 1e-12 * lb.abs().max(1e-9) {
@@ -226,8 +281,8 @@ pub fn run(p: &Prepared, ctx: &mut Context<'_>) -> Outcome<KvSplitSolution> {
             }
         }
         // repair every few iterations
-        if it % 10 == 1 || it == iters {
-            let mut st = State::new(p, &lists, sub.pick.clone());
+        if repair && (it % 10 == 1 || it == iters) {
+            let mut st = State::new(p, lists, sub.pick.clone());
             st.best_response(ctx, 5);
             if st.feasible() && st.value().0 < ub {
                 ub = st.value().0;
@@ -235,25 +290,12 @@ pub fn run(p: &Prepared, ctx: &mut Context<'_>) -> Outcome<KvSplitSolution> {
             }
         }
         // μ: projected subgradient, Polyak step
-        let g: Vec<f64> = (0..ns)
-            .map(|s| sub.mem[s] - p.servers[s].memory_bytes)
-            .collect();
-        let gn: f64 = g
-            .iter()
-            .zip(&mu)
-            .map(|(x, m)| if *m <= 0.0 && *x < 0.0 { 0.0 } else { x * x })
-            .sum();
         let target = if ub.is_finite() {
             ub
         } else {
             lb.abs() * 1.1 + 1e-3
         };
-        if gn > 0.0 {
-            let step = alpha * (target - sub.value).max(1e-12 * target.abs().max(1e-9)) / gn;
-            for s in 0..ns {
-                mu[s] = (mu[s] + step * g[s]).max(0.0);
-            }
-        }
+        subgradient_step(p, &sub, &mut mu, alpha, target);
         // λ (max objective): exponentiated gradient on the users' latencies in the subproblem plan
         if max_obj {
             let plan: Vec<_> = (0..nu).map(|u| lists[u][sub.pick[u]].0).collect();
@@ -273,13 +315,31 @@ pub fn run(p: &Prepared, ctx: &mut Context<'_>) -> Outcome<KvSplitSolution> {
             break;
         }
     }
-    let mut o = outcome_from_plan(p, &best_plan, ctx, it);
-    if lb.is_finite() {
-        o.bound = Some(lb);
+    Dual {
+        bound: lb,
+        plan: best_plan,
+        value: ub,
+        iterations: it,
+        mu,
+    }
+}
+
+/// The Lagrangian solver: the priced search's plan as incumbent, then [`subgradient`] with repairs.
+pub fn run(p: &Prepared, ctx: &mut Context<'_>) -> Outcome<KvSplitSolution> {
+    let lists = user_lists(p);
+    let (plan, _) = priced_search(p, &lists, ctx);
+    let value = p.plan_value(&plan).unwrap_or(f64::INFINITY);
+    let iters = ctx.options.iteration_limit.unwrap_or(DEFAULT_ITERATIONS);
+    let d = subgradient(p, &lists, plan, value, iters, true, ctx);
+    let mut o = outcome_from_plan(p, &d.plan, ctx, d.iterations);
+    if d.bound.is_finite() {
+        o.bound = Some(d.bound);
     }
     o.notes.push(format!(
-        "dual bound {lb:.6e} after {it} iterations; μ = {:?}",
-        mu.iter().map(|m| format!("{m:.3e}")).collect::<Vec<_>>()
+        "dual bound {:.6e} after {} iterations; μ = {:?}",
+        d.bound,
+        d.iterations,
+        d.mu.iter().map(|m| format!("{m:.3e}")).collect::<Vec<_>>()
     ));
     o
 }

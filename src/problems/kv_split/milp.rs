@@ -1,19 +1,33 @@
-//! Exact MILP (HiGHS) over the dominance-pruned candidates, warm-started from the better of the
-//! local search and the Lagrangian's repaired plan.
+//! Exact MILP (HiGHS) over the dominance-pruned candidates, warm-started from `priced-search`.
 //!
 //! - `x_uj ∈ {0,1}`: user `u` takes candidate `j` (split, options, server, or reject); `Σ_j x_uj = 1`;
 //! - `y_sl ∈ [0,1]`: server `s` holds layer `l`; `y_sl ≤ y_s,l+1`; for every (u, s, c) among the
-//!   candidates `y_sc ≥ Σ_{j on s, c_j ≤ c} x_uj`. `y` may stay continuous: every `y` cost is
-//!   non-negative and its lower bounds are 0/1 at integer `x`, so some optimum has `y` binary;
+//!   candidates `y_sc ≥ z_usc = Σ_{j on s, c_j ≤ c} x_uj` (`z` a running sum, so each `x` appears
+//!   once). `y` may stay continuous: every `y` cost is non-negative and its lower bounds are 0/1 at
+//!   integer `x`, so some optimum has `y` binary;
 //! - `Step_s = Σ_l y_sl f_sl + Σ_{u,j on s} a_j x_uj`; memory `Σ_l y_sl w_l + Σ_{u,j on s} K_j x_uj ≤ M_s`;
-//! - `p_u ≥ Step_s − Big_s·(1 − Σ_{j on s} x_uj)`, `p_u ≥ 0` (the step user u sees; no big-M when all
-//!   of u's candidates use `s`), `Big_s = F_s(0) + Σ_u max_j a_j`;
+//! - the step user `u` sees: `p_u ≥ Step_s` when every candidate of `u` uses `s` ("forced"), else
+//!   `p_u = Σ_s p_us` with `p_us ≥ Step_s − Big_s·(1 − Σ_{j on s} x_uj)`, `Big_s = min(F_s(0) +
+//!   Σ_u max_j a_j, cap_s)`;
+//! - floors ([`Floors`], valid inequalities): `p_us ≥ Σ_{j on s} φ_j x_uj` with `φ_j = F_s(min(c_j,
+//!   ĉ_s)) + a_j + Σ_{v forced on s, v ≠ u} min a_v` (`ĉ_s`: the lowest of the forced users' highest
+//!   splits) — a user sees at least its own work, the forced users' least work and their layers;
+//! - congestion cut (mean objective): for the non-forced users `D_s` of server `s`,
+//!   `Σ_{u∈D_s} w_u p_us ≥ Σ_{u∈D_s, j on s} w_u (φ_j − a_j) x_uj + R_s` with `R_s ≤ Q_s²`,
+//!   `Q_s = Σ_{u∈D_s, j on s} √(w_u a_j) x_uj` (Cauchy–Schwarz: `(Σ_{D on s} w)(Σ_{D on s} a) ≥ Q_s²`),
+//!   the square under-estimated by 24 tangents; without it a fractional association spreads each
+//!   user over the servers and the big-M rows let it see almost no step;
 //! - `T_u = Σ_j lat_j x_uj + p_u`; targets `T_u ≤ τ_u` (admission: `≤ τ_u + Big·x_u,reject`);
-//! - objective: `Σ w_u T_u / Σ w`, or `t ≥ T_u` min `t`, or max `Σ w_u (1 − x_u,reject)`.
+//! - objective: `Σ w_u T_u / Σ w`, or `t ≥ T_u` min `t`, or max `Σ w_u (1 − x_u,reject)`;
+//! - incumbent-based step caps ([`step_caps`]) bound every `Step_s` and drop candidates that cannot
+//!   appear in a plan at least as good as the warm start;
+//! - the reported bound is the better of HiGHS' and the Lagrangian dual bound
+//!   ([`super::lagrangian::subgradient`], 150 iterations without repairs).
 
 use super::cost::{Cand, Prepared};
-use super::heuristics::{local_search, user_lists};
+use super::heuristics::{local_search, plan_of, user_lists, State};
 use super::instance::Objective;
+use super::search::priced_search;
 use super::{no_candidates, KvSplit, KvSplitSolution};
 use crate::error::Result;
 use crate::solve::milp::{Milp, MilpStatus, Var};
@@ -44,31 +58,43 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
     let ns = p.servers.len();
     let nu = p.users.len();
     let full_lists = user_lists(p);
-    // warm start
+    let floors = Floors::new(p, &full_lists);
+    // warm start: the priced search (local search under the admission objective)
     let warm = if ctx.options.warm_start {
-        let (st, _) = local_search(p, &full_lists, ctx);
-        let mut best = st.feasible().then(|| (st.pick.clone(), st.value().0));
-        // the Lagrangian's repaired plan is often better on large instances with decided associations
-        if p.objective != Objective::Admitted && !ctx.should_stop() {
-            let lg = super::lagrangian::run(p, ctx);
-            if let (Some(sol), Some(v)) = (lg.solution, lg.objective) {
-                let better = best.as_ref().is_none_or(|(_, b)| v < *b);
-                if let (true, Ok(plan)) = (better, sol.to_plan(p)) {
-                    let pick: Option<Vec<usize>> = plan
-                        .iter()
-                        .enumerate()
-                        .map(|(u, c)| full_lists[u].iter().position(|x| x.0 == *c))
-                        .collect();
-                    if let Some(pick) = pick {
-                        let st = super::heuristics::State::new(p, &full_lists, pick);
-                        if st.feasible() {
-                            best = Some((st.pick.clone(), st.value().0));
-                        }
-                    }
-                }
-            }
-        }
-        best
+        let (plan, _) = if p.uses_admission() {
+            let (st, m) = local_search(p, &full_lists, ctx);
+            (st.plan(), m)
+        } else {
+            priced_search(p, &full_lists, ctx)
+        };
+        let pick: Option<Vec<usize>> = plan
+            .iter()
+            .enumerate()
+            .map(|(u, c)| full_lists[u].iter().position(|x| x.0 == *c))
+            .collect();
+        pick.and_then(|pick| {
+            let st = State::new(p, &full_lists, pick);
+            st.feasible().then(|| (st.pick.clone(), st.value().0))
+        })
+    } else {
+        None
+    };
+    // the Lagrangian dual bound (no repairs): reported when HiGHS' bound is weaker
+    let lagrange = if p.objective != Objective::Admitted && !ctx.should_stop() {
+        let (plan, value) = match &warm {
+            Some((pick, v)) => (plan_of(&full_lists, pick), *v),
+            None => (vec![], f64::INFINITY),
+        };
+        let d = super::lagrangian::subgradient(
+            p,
+            &full_lists,
+            plan,
+            value,
+            super::lagrangian::DEFAULT_ITERATIONS,
+            false,
+            ctx,
+        );
+        d.bound.is_finite().then_some(d.bound)
     } else {
         None
     };
@@ -76,7 +102,7 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
     // incumbent), which tighten the big-M and prune candidates that cannot appear in such a plan.
     let caps = warm
         .as_ref()
-        .map(|(_, ub)| step_caps(p, &full_lists, *ub))
+        .map(|(_, ub)| step_caps(p, &full_lists, &floors, *ub))
         .unwrap_or_else(|| vec![f64::INFINITY; ns]);
     let mut lists: Vec<Vec<Cand>> = vec![];
     let mut warm_pick = vec![];
@@ -132,6 +158,7 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
         }
     }
     let on = |ch: &super::Choice, s: usize| ch.admitted && ch.split < l && ch.server == s;
+    let mut zs: Vec<(usize, usize, usize, Var)> = vec![];
     for (u, list) in lists.iter().enumerate() {
         for s in 0..ns {
             let mut splits: Vec<usize> = list
@@ -141,14 +168,29 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
                 .collect();
             splits.sort_unstable();
             splits.dedup();
+            // y_sc ≥ z_usc = Σ_{j on s, c_j ≤ c} x_uj, with z built as a running sum (each x once)
+            let mut prev: Option<Var> = None;
             for &c in &splits {
-                let mut row = vec![(y[s][c], 1.0)];
-                for (j, (ch, _)) in list.iter().enumerate() {
-                    if on(ch, s) && ch.split <= c {
-                        row.push((x[u][j], -1.0));
+                let here: Vec<(Var, f64)> = list
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (ch, _))| on(ch, s) && ch.split == c)
+                    .map(|(j, _)| (x[u][j], -1.0))
+                    .collect();
+                let z = match prev {
+                    None if here.len() == 1 => here[0].0,
+                    _ => {
+                        let z = m.var(0.0, 1.0, 0.0, &format!("z_{u}_{s}_{c}"));
+                        let mut row = vec![(z, 1.0)];
+                        row.extend(prev.map(|v| (v, -1.0)));
+                        row.extend(here);
+                        m.eq(&row, 0.0);
+                        zs.push((u, s, c, z));
+                        z
                     }
-                }
-                m.ge(&row, 0.0);
+                };
+                m.ge(&[(y[s][c], 1.0), (z, -1.0)], 0.0);
+                prev = Some(z);
             }
         }
     }
@@ -194,7 +236,13 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
             .iter()
             .flat_map(|l| l.iter().map(|c| c.1.lat))
             .fold(0.0, f64::max);
+    // the step each user sees: p_u = Σ_s p_us over the servers it may use (p_u ≥ Step_s directly
+    // when every candidate uses s); p_us ≥ Step_s − Big_s (1 − n_us) and p_us ≥ Σ_j floor_j x_uj
     let mut pv = vec![];
+    // per server: (weight, p_us) of the users that may but need not use it, and the CS terms
+    let mut free_on: Vec<Vec<(usize, Var)>> = vec![vec![]; ns];
+    let mut pus_of: Vec<Vec<(usize, Var)>> = vec![vec![]; nu];
+    let mut cs_vars: Vec<(Var, Var, Vec<(Var, f64)>, f64)> = vec![];
     for (u, list) in lists.iter().enumerate() {
         let up = &p.users[u];
         let obj = if p.objective == Objective::MeanLatency {
@@ -204,27 +252,85 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
         };
         let pu = m.var(0.0, f64::INFINITY, obj, &format!("p_{u}"));
         pv.push(pu);
+        let mut sum = vec![(pu, -1.0)];
         for s in 0..ns {
             let js: Vec<usize> = (0..list.len()).filter(|&j| on(&list[j].0, s)).collect();
             if js.is_empty() {
                 continue;
             }
+            let floor_row = |v: Var| {
+                let mut r = vec![(v, 1.0)];
+                r.extend(
+                    js.iter()
+                        .map(|&j| (x[u][j], -floors.step_lb(p, u, &list[j]))),
+                );
+                r
+            };
             if js.len() == list.len() {
                 m.ge(&[(pu, 1.0), (step[s], -1.0)], 0.0);
-            } else {
-                let mut row = vec![(pu, 1.0), (step[s], -1.0)];
-                row.extend(js.iter().map(|&j| (x[u][j], -big[s])));
-                m.ge(&row, -big[s]);
+                m.ge(&floor_row(pu), 0.0);
+                sum.clear();
+                break;
             }
+            let pus = m.var(0.0, f64::INFINITY, 0.0, &format!("p_{u}_{s}"));
+            sum.push((pus, 1.0));
+            let mut row = vec![(pus, 1.0), (step[s], -1.0)];
+            row.extend(js.iter().map(|&j| (x[u][j], -big[s])));
+            m.ge(&row, -big[s]);
+            m.ge(&floor_row(pus), 0.0);
+            free_on[s].push((u, pus));
+            pus_of[u].push((s, pus));
         }
-        // valid cut: the user sees at least its own layers and work
-        let mut own = vec![(pu, 1.0)];
-        for (j, (ch, cc)) in list.iter().enumerate() {
-            if ch.admitted && ch.split < l {
-                own.push((x[u][j], -(p.servers[ch.server].fixed[ch.split] + cc.work)));
+        if sum.len() > 1 {
+            m.eq(&sum, 0.0);
+        }
+    }
+    // mean objective: the users that need not use s see, together, at least the floors without
+    // their own work plus W^D_s A^D_s ≥ (Σ_u √(w_u a_u))² (Cauchy–Schwarz), the square
+    // under-estimated by tangents
+    if p.objective == Objective::MeanLatency {
+        for s in 0..ns {
+            if free_on[s].is_empty() {
+                continue;
             }
+            let mut row: Vec<(Var, f64)> = free_on[s]
+                .iter()
+                .map(|&(u, v)| (v, p.users[u].weight))
+                .collect();
+            let mut qrow = vec![];
+            let mut qmax = 0.0;
+            for &(u, _) in &free_on[s] {
+                let list = &lists[u];
+                let w = p.users[u].weight;
+                let mut qm: f64 = 0.0;
+                for (j, c) in list.iter().enumerate() {
+                    if on(&c.0, s) {
+                        row.push((x[u][j], -w * (floors.step_lb(p, u, c) - c.1.work)));
+                        let q = (w * c.1.work).sqrt();
+                        qrow.push((x[u][j], q));
+                        qm = qm.max(q);
+                    }
+                }
+                qmax += qm;
+            }
+            let r = m.var(0.0, f64::INFINITY, 0.0, &format!("cs_{s}"));
+            row.push((r, -1.0));
+            m.ge(&row, 0.0);
+            let qv = m.var(0.0, f64::INFINITY, 0.0, &format!("q_{s}"));
+            let mut qdef = vec![(qv, -1.0)];
+            qdef.extend(qrow.iter().copied());
+            m.eq(&qdef, 0.0);
+            for k in 1..=TANGENTS {
+                let qh = qmax * k as f64 / TANGENTS as f64;
+                // r ≥ 2 q̂ Q − q̂²
+                m.ge(&[(r, 1.0), (qv, -2.0 * qh)], -qh * qh);
+            }
+            cs_vars.push((r, qv, qrow, qmax));
         }
-        m.ge(&own, 0.0);
+    }
+    for (u, list) in lists.iter().enumerate() {
+        let up = &p.users[u];
+        let pu = pv[u];
         // T_u = Σ lat x + p
         let mut trow: Vec<(Var, f64)> = vec![(pu, 1.0)];
         for (j, (ch, cc)) in list.iter().enumerate() {
@@ -258,6 +364,11 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
         }
         let plan: Vec<_> = (0..nu).map(|u| lists[u][pick[u]].0).collect();
         let ev = p.evaluate_plan(&plan);
+        for &(u, s, c, z) in &zs {
+            if on(&plan[u], s) && plan[u].split <= c {
+                v[z.0] = 1.0;
+            }
+        }
         for s in 0..ns {
             for k in ev.min_split[s]..l {
                 v[y[s][k].0] = 1.0;
@@ -268,7 +379,22 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
             let ch = &plan[u];
             if ch.admitted && ch.split < l {
                 v[pv[u].0] = ev.step_s[ch.server];
+                for &(s, var) in &pus_of[u] {
+                    if s == ch.server {
+                        v[var.0] = ev.step_s[s];
+                    }
+                }
             }
+        }
+        for (r, qv, qrow, qmax) in &cs_vars {
+            let q: f64 = qrow.iter().map(|&(var, c)| c * v[var.0]).sum();
+            v[qv.0] = q;
+            v[r.0] = (1..=TANGENTS)
+                .map(|k| {
+                    let qh = qmax * k as f64 / TANGENTS as f64;
+                    2.0 * qh * q - qh * qh
+                })
+                .fold(0.0, f64::max);
         }
         if let Some(t) = t_max {
             v[t.0] = ev
@@ -322,6 +448,15 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
             o
         }
     };
+    if let (Some(lb), Some(obj)) = (lagrange, out.objective) {
+        if out.termination != Termination::Optimal && out.bound.is_none_or(|b| b < lb) {
+            out.bound = Some(lb.min(obj));
+            out.notes.push(format!(
+                "bound from the Lagrangian relaxation ({lb:.6e}); HiGHS' was {}",
+                r.bound.map_or("none".into(), |b| format!("{b:.6e}"))
+            ));
+        }
+    }
     out.nodes = r.nodes;
     out.iterations = r.lp_iterations;
     out.notes.push(format!(
@@ -349,7 +484,7 @@ pub fn options_with_gap(gap: f64, time_limit_s: f64) -> SolveOptions {
 /// ("forced", weight `W_F`) each see `Step_s`, every other user at least its own lower bound, so
 /// `Step_s ≤ (ub·W − Σ_{u∉F} w_u min lb_u − Σ_{u∈F} w_u min lat_u) / W_F`. Max: `Step_s ≤ ub` for a used
 /// server (an unused one has step 0). A relative slack of 1e-7 keeps the incumbent inside.
-pub fn step_caps(p: &Prepared, lists: &[Vec<Cand>], ub: f64) -> Vec<f64> {
+pub fn step_caps(p: &Prepared, lists: &[Vec<Cand>], floors: &Floors, ub: f64) -> Vec<f64> {
     let l = p.num_layers();
     let ns = p.servers.len();
     let ub = ub * (1.0 + 1e-7) + 1e-12;
@@ -358,17 +493,21 @@ pub fn step_caps(p: &Prepared, lists: &[Vec<Cand>], ub: f64) -> Vec<f64> {
         Objective::MaxLatency => vec![ub; ns],
         Objective::MeanLatency => {
             let wsum: f64 = p.users.iter().map(|u| u.weight).sum();
-            let lb = |c: &Cand| {
-                c.1.lat
-                    + if c.0.split < l {
-                        p.servers[c.0.server].fixed[c.0.split] + c.1.work
-                    } else {
-                        0.0
-                    }
-            };
             let min_lb: Vec<f64> = lists
                 .iter()
-                .map(|li| li.iter().map(lb).fold(f64::INFINITY, f64::min))
+                .enumerate()
+                .map(|(u, li)| {
+                    li.iter()
+                        .map(|c| {
+                            c.1.lat
+                                + if c.0.split < l {
+                                    floors.step_lb(p, u, c)
+                                } else {
+                                    0.0
+                                }
+                        })
+                        .fold(f64::INFINITY, f64::min)
+                })
                 .collect();
             let min_lat: Vec<f64> = lists
                 .iter()
@@ -394,5 +533,63 @@ pub fn step_caps(p: &Prepared, lists: &[Vec<Cand>], ub: f64) -> Vec<f64> {
                 })
                 .collect()
         }
+    }
+}
+
+/// Tangents under-estimating each server's Cauchy–Schwarz square (mean objective).
+const TANGENTS: usize = 24;
+
+/// Floors of the server steps from the users forced onto a server (every candidate uses it): each
+/// such user adds at least its least work and holds the layers above its highest split.
+#[derive(Debug, Clone)]
+pub struct Floors {
+    /// The server every candidate of user `u` uses, if any.
+    pub forced: Vec<Option<usize>>,
+    /// Least work of each user over its candidates, s.
+    min_work: Vec<f64>,
+    /// Per server: Σ of the forced users' least work, s.
+    forced_work: Vec<f64>,
+    /// Per server: the lowest split among the forced users' highest splits (`L` when none).
+    low: Vec<usize>,
+}
+
+impl Floors {
+    pub fn new(p: &Prepared, lists: &[Vec<Cand>]) -> Self {
+        let l = p.num_layers();
+        let ns = p.servers.len();
+        let mut f = Floors {
+            forced: vec![None; lists.len()],
+            min_work: vec![0.0; lists.len()],
+            forced_work: vec![0.0; ns],
+            low: vec![l; ns],
+        };
+        for (u, li) in lists.iter().enumerate() {
+            let Some(first) = li.first() else { continue };
+            let s = first.0.server;
+            if li
+                .iter()
+                .all(|c| c.0.admitted && c.0.split < l && c.0.server == s)
+            {
+                f.forced[u] = Some(s);
+                f.min_work[u] = li.iter().map(|c| c.1.work).fold(f64::INFINITY, f64::min);
+                f.forced_work[s] += f.min_work[u];
+                let top = li.iter().map(|c| c.0.split).max().unwrap_or(l);
+                f.low[s] = f.low[s].min(top);
+            }
+        }
+        f
+    }
+
+    /// A lower bound on the step user `u` sees under candidate `c` (on a server): the shared layers
+    /// from `min(c, low_s)`, its own work and the other forced users' least work.
+    pub fn step_lb(&self, p: &Prepared, u: usize, c: &Cand) -> f64 {
+        let s = c.0.server;
+        let others = self.forced_work[s]
+            - if self.forced[u] == Some(s) {
+                self.min_work[u]
+            } else {
+                0.0
+            };
+        p.servers[s].fixed[c.0.split.min(self.low[s])] + c.1.work + others.max(0.0)
     }
 }

@@ -74,6 +74,7 @@ pub mod heuristics;
 pub mod instance;
 pub mod lagrangian;
 pub mod milp;
+pub mod search;
 
 pub use cost::{Choice, Prepared, UNUSED};
 pub use instance::*;
@@ -313,6 +314,7 @@ impl Family for KvSplit {
             Box::new(lagrangian::Lagrangian),
             Box::new(heuristics::Greedy),
             Box::new(heuristics::LocalSearch),
+            Box::new(search::PricedSearch),
             Box::new(baselines::AllOffload),
             Box::new(baselines::AllLocal),
             Box::new(baselines::FixedSplit),
