@@ -430,54 +430,60 @@ impl ShareState {
     }
 
     /// Removes `e`'s routed load and water-fills its demand over its holders (minimising the
-    /// largest utilisation among them).
-    pub fn refill(&mut self, p: &Prepared, e: usize) {
+    /// largest utilisation among them). Returns `e`'s previous shares.
+    pub fn refill(&mut self, p: &Prepared, e: usize) -> Vec<(usize, f64)> {
         for &(s, f) in &self.shares[e] {
             self.acts[s] -= f * self.demand[e];
         }
-        let hs = self.holders(e);
         let w = self.demand[e];
-        self.shares[e] = if hs.is_empty() {
+        // (server, utilisation per activation, current utilisation), least loaded first
+        let mut hs: Vec<(usize, f64, f64)> = Vec::with_capacity(4);
+        for s in 0..self.hold.len() {
+            if self.hold[s][e] {
+                let k = p.util_per_act(s);
+                hs.push((s, k, self.acts[s].max(0.0) * k));
+            }
+        }
+        let new = if hs.is_empty() {
             vec![]
-        } else if w <= 0.0 {
-            vec![(hs[0], 1.0)]
+        } else if w <= 0.0 || hs.len() == 1 {
+            vec![(hs[0].0, 1.0)]
         } else {
             // utilisation u_s = acts_s * k_s; fill level lambda: sum max(0, lambda/k_s - acts_s) = w
-            let k: Vec<f64> = hs.iter().map(|&s| p.util_per_act(s)).collect();
-            let mut idx: Vec<usize> = (0..hs.len()).collect();
-            idx.sort_by(|&a, &b| {
-                (self.acts[hs[a]].max(0.0) * k[a]).total_cmp(&(self.acts[hs[b]].max(0.0) * k[b]))
-            });
+            hs.sort_by(|a, b| a.2.total_cmp(&b.2));
             let mut inv_k = 0.0;
             let mut base = 0.0;
             let mut lambda = 0.0;
-            for (j, &i) in idx.iter().enumerate() {
-                inv_k += 1.0 / k[i];
-                base += self.acts[hs[i]].max(0.0);
+            for j in 0..hs.len() {
+                inv_k += 1.0 / hs[j].1;
+                base += self.acts[hs[j].0].max(0.0);
                 lambda = (w + base) / inv_k;
-                let next = idx.get(j + 1).map(|&n| self.acts[hs[n]].max(0.0) * k[n]);
-                if next.is_none_or(|nx| lambda <= nx) {
+                if hs.get(j + 1).is_none_or(|n| lambda <= n.2) {
                     break;
                 }
             }
-            let mut out = vec![];
+            hs.sort_by_key(|h| h.0);
+            let mut out = Vec::with_capacity(hs.len());
             let mut tot = 0.0;
-            for (i, &s) in hs.iter().enumerate() {
-                let a = (lambda / k[i] - self.acts[s].max(0.0)).max(0.0);
+            for &(s, k, _) in &hs {
+                let a = (lambda / k - self.acts[s].max(0.0)).max(0.0);
                 if a > 0.0 {
                     out.push((s, a));
                     tot += a;
                 }
             }
             if tot <= 0.0 {
-                vec![(hs[0], 1.0)]
+                vec![(hs[0].0, 1.0)]
             } else {
-                out.into_iter().map(|(s, a)| (s, a / tot)).collect()
+                out.iter_mut().for_each(|x| x.1 /= tot);
+                out
             }
         };
+        let old = std::mem::replace(&mut self.shares[e], new);
         for &(s, f) in &self.shares[e] {
             self.acts[s] += f * self.demand[e];
         }
+        old
     }
 
     /// The layer plan.

@@ -73,24 +73,78 @@ pub fn construct(p: &Prepared, l: usize) -> Vec<Vec<bool>> {
     hold
 }
 
-/// Local search state: routing shares plus cached objective parts.
+/// A local search move: up to four `(server, expert, held)` changes.
+#[derive(Clone, Copy)]
+struct Move {
+    n: usize,
+    c: [(usize, usize, bool); 4],
+}
+
+impl Move {
+    fn of(changes: &[(usize, usize, bool)]) -> Self {
+        let mut c = [(0, 0, false); 4];
+        c[..changes.len()].copy_from_slice(changes);
+        Move {
+            n: changes.len(),
+            c,
+        }
+    }
+    fn changes(&self) -> &[(usize, usize, bool)] {
+        &self.c[..self.n]
+    }
+    /// The distinct experts touched (a move touches at most two).
+    fn experts(&self) -> ([usize; 2], usize) {
+        let mut es = [usize::MAX; 2];
+        let mut n = 0;
+        for &(_, e, _) in self.changes() {
+            if !es[..n].contains(&e) {
+                es[n] = e;
+                n += 1;
+            }
+        }
+        (es, n)
+    }
+}
+
+/// Moves and added copies of a busiest-server expert are tried on this many target servers, the
+/// best by a one-expert estimate (target utilisation after receiving the expert's share, plus the
+/// change of dispatch time); swaps with the experts of this many least-loaded servers.
+const TARGETS: usize = 6;
+const COLD: usize = 4;
+
+/// Local search state: routing shares plus cached objective parts. Moves are tried in place and
+/// undone (no allocation per trial beyond the refilled experts' share lists).
 struct Ls<'a> {
     p: &'a Prepared,
     l: usize,
     st: ShareState,
+    /// Utilisation per activation of each server.
+    k: Vec<f64>,
     comm_e: Vec<f64>,
     comm: f64,
     hold_cost: f64,
     copies: usize,
     used: Vec<usize>,
+    /// Scratch: server loads before a trial.
+    saved_acts: Vec<f64>,
+}
+
+/// What a trial must restore.
+struct Undo {
+    mv: Move,
+    shares: [(usize, Vec<(usize, f64)>, f64); 2],
+    n: usize,
+    comm: f64,
 }
 
 impl<'a> Ls<'a> {
     fn new(p: &'a Prepared, l: usize, hold: Vec<Vec<bool>>) -> Self {
         let st = ShareState::new(p, l, hold);
+        let ns = p.num_servers();
         let mut ls = Ls {
             p,
             l,
+            k: (0..ns).map(|s| p.util_per_act(s)).collect(),
             comm_e: vec![0.0; p.experts],
             comm: 0.0,
             hold_cost: 0.0,
@@ -100,6 +154,7 @@ impl<'a> Ls<'a> {
                 .iter()
                 .map(|h| h.iter().filter(|x| **x).count())
                 .collect(),
+            saved_acts: vec![0.0; ns],
             st,
         };
         for e in 0..p.experts {
@@ -107,7 +162,7 @@ impl<'a> Ls<'a> {
         }
         ls.comm = ls.comm_e.iter().sum();
         ls.copies = ls.used.iter().sum();
-        for s in 0..p.num_servers() {
+        for s in 0..ns {
             for e in 0..p.experts {
                 if ls.st.hold[s][e] {
                     ls.hold_cost += p.hold_cost(l, s, e);
@@ -131,12 +186,17 @@ impl<'a> Ls<'a> {
         c
     }
 
+    fn util(&self, s: usize) -> f64 {
+        self.st.acts[s] * self.k[s]
+    }
+
+    /// (max utilisation, busiest server, sum of squared utilisations).
     fn max_util(&self) -> (f64, usize, f64) {
-        let mut best = (0.0, 0, 0.0);
-        for (s, &a) in self.st.acts.iter().enumerate() {
-            let u = a * self.p.util_per_act(s);
+        let mut best = (f64::NEG_INFINITY, 0, 0.0);
+        for s in 0..self.k.len() {
+            let u = self.util(s);
             best.2 += u * u;
-            if u > best.0 || s == 0 {
+            if u > best.0 {
                 best.0 = u;
                 best.1 = s;
             }
@@ -169,44 +229,39 @@ impl<'a> Ls<'a> {
         }
     }
 
-    fn refill(&mut self, e: usize) {
-        self.st.refill(self.p, e);
-        let c = self.expert_comm(e);
-        self.comm += c - self.comm_e[e];
-        self.comm_e[e] = c;
-    }
-
-    /// Applies `changes` (server, expert, held) and refills the experts touched; returns an undo.
-    fn apply(&mut self, changes: &[(usize, usize, bool)]) -> Undo {
-        let mut es: Vec<usize> = changes.iter().map(|c| c.1).collect();
-        es.dedup();
-        let undo = Undo {
-            changes: changes.iter().map(|&(s, e, v)| (s, e, !v)).collect(),
-            shares: es
-                .iter()
-                .map(|&e| (e, self.st.shares[e].clone(), self.comm_e[e]))
-                .collect(),
-            acts: self.st.acts.clone(),
-            comm: self.comm,
-        };
-        for &(s, e, v) in changes {
+    /// Applies a move and refills the experts touched; returns what undoes it.
+    fn apply(&mut self, mv: Move) -> Undo {
+        self.saved_acts.copy_from_slice(&self.st.acts);
+        let comm = self.comm;
+        for &(s, e, v) in mv.changes() {
             self.set(s, e, v);
         }
-        for &e in &es {
-            self.refill(e);
+        let (es, n) = mv.experts();
+        let mut shares = [(0, vec![], 0.0), (0, vec![], 0.0)];
+        for (i, &e) in es[..n].iter().enumerate() {
+            let old = self.st.refill(self.p, e);
+            let c = self.expert_comm(e);
+            shares[i] = (e, old, self.comm_e[e]);
+            self.comm += c - self.comm_e[e];
+            self.comm_e[e] = c;
         }
-        undo
+        Undo {
+            mv,
+            shares,
+            n,
+            comm,
+        }
     }
 
     fn revert(&mut self, u: Undo) {
-        for &(s, e, v) in &u.changes {
-            self.set(s, e, v);
+        for &(s, e, v) in u.mv.changes() {
+            self.set(s, e, !v);
         }
-        for (e, sh, c) in u.shares {
+        for (e, sh, c) in u.shares.into_iter().take(u.n) {
             self.st.shares[e] = sh;
             self.comm_e[e] = c;
         }
-        self.st.acts = u.acts;
+        self.st.acts.copy_from_slice(&self.saved_acts);
         self.comm = u.comm;
     }
 
@@ -215,35 +270,54 @@ impl<'a> Ls<'a> {
         a.0 < b.0 - tol || (a.0 <= b.0 + tol && a.1 < b.1 * (1.0 - 1e-9))
     }
 
-    /// Candidate moves around the busiest server.
-    fn candidates(&self) -> Vec<Vec<(usize, usize, bool)>> {
+    /// Candidate moves around the busiest server `hot`: each of its experts moved to, or copied
+    /// onto, the [`TARGETS`] most promising servers, dropped when it has another copy, or swapped
+    /// with an expert of one of the [`COLD`] least-loaded servers.
+    fn candidates(&self, hot: usize, out: &mut Vec<Move>) {
+        out.clear();
         let p = self.p;
         let ns = p.num_servers();
-        let (_, hot, _) = self.max_util();
-        let mut out = vec![];
+        let cw = p.comm_weight();
+        let lw = p.load_weight();
         let mut cold: Vec<usize> = (0..ns).filter(|&s| s != hot).collect();
-        cold.sort_by(|&a, &b| {
-            (self.st.acts[a] * p.util_per_act(a)).total_cmp(&(self.st.acts[b] * p.util_per_act(b)))
-        });
-        cold.truncate(4);
-        let hot_experts: Vec<usize> = (0..p.experts)
-            .filter(|&e| self.st.hold[hot][e] && self.st.demand[e] > 0.0)
-            .collect();
-        for &e in &hot_experts {
-            let copies_e = (0..ns).filter(|&s| self.st.hold[s][e]).count();
+        cold.sort_by(|&a, &b| self.util(a).total_cmp(&self.util(b)));
+        cold.truncate(COLD);
+        let mut est: Vec<(f64, usize)> = Vec::with_capacity(ns);
+        for e in 0..p.experts {
+            if !self.st.hold[hot][e] || self.st.demand[e] <= 0.0 {
+                continue;
+            }
+            let f_hot = self.st.shares[e]
+                .iter()
+                .find(|x| x.0 == hot)
+                .map_or(0.0, |x| x.1);
+            let a = self.st.demand[e] * f_hot;
+            est.clear();
             for t in 0..ns {
-                if t == hot || self.st.hold[t][e] {
+                if t == hot || self.st.hold[t][e] || self.used[t] >= p.servers[t].slots {
                     continue;
                 }
-                if self.used[t] < p.servers[t].slots {
-                    out.push(vec![(hot, e, false), (t, e, true)]);
-                    if self.copies < p.max_replicas {
-                        out.push(vec![(t, e, true)]);
+                let mut dc = 0.0;
+                if cw > 0.0 {
+                    for (h, &hs) in p.homes.iter().enumerate() {
+                        dc +=
+                            p.home_demand[self.l][h][e] * f_hot * (p.comm[hs][t] - p.comm[hs][hot]);
                     }
                 }
+                est.push((lw * (self.util(t) + a * self.k[t]) + cw * dc, t));
             }
-            if copies_e > 1 {
-                out.push(vec![(hot, e, false)]);
+            if est.len() > TARGETS {
+                est.select_nth_unstable_by(TARGETS - 1, |x, y| x.0.total_cmp(&y.0));
+                est.truncate(TARGETS);
+            }
+            for &(_, t) in &est {
+                out.push(Move::of(&[(hot, e, false), (t, e, true)]));
+                if self.copies < p.max_replicas {
+                    out.push(Move::of(&[(t, e, true)]));
+                }
+            }
+            if (0..ns).any(|s| s != hot && self.st.hold[s][e]) {
+                out.push(Move::of(&[(hot, e, false)]));
             }
             for &t in &cold {
                 if self.st.hold[t][e] {
@@ -251,47 +325,41 @@ impl<'a> Ls<'a> {
                 }
                 for f in 0..p.experts {
                     if self.st.hold[t][f] && !self.st.hold[hot][f] {
-                        out.push(vec![
+                        out.push(Move::of(&[
                             (hot, e, false),
                             (t, e, true),
                             (t, f, false),
                             (hot, f, true),
-                        ]);
+                        ]));
                     }
                 }
             }
         }
-        out
-    }
-
-    fn covered(&self, changes: &[(usize, usize, bool)]) -> bool {
-        changes
-            .iter()
-            .all(|&(_, e, _)| self.st.hold.iter().any(|h| h[e]))
     }
 
     /// Best-improvement descent; returns the number of accepted moves.
     fn descend(&mut self, max_iter: usize, deadline: Option<Instant>) -> usize {
         let mut moves = 0;
         let mut cur = self.score();
+        let mut cands = vec![];
         for _ in 0..max_iter {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 break;
             }
-            let mut best: Option<(Vec<(usize, usize, bool)>, (f64, f64))> = None;
-            for c in self.candidates() {
-                let u = self.apply(&c);
-                if self.covered(&c) {
-                    let sc = self.score();
-                    if Self::better(sc, best.as_ref().map_or(cur, |b| b.1)) {
-                        best = Some((c, sc));
-                    }
+            let mut best: Option<(Move, (f64, f64))> = None;
+            let hot = self.max_util().1;
+            self.candidates(hot, &mut cands);
+            for &c in &cands {
+                let u = self.apply(c);
+                let sc = self.score();
+                if Self::better(sc, best.as_ref().map_or(cur, |b| b.1)) {
+                    best = Some((c, sc));
                 }
                 self.revert(u);
             }
             match best {
                 Some((c, sc)) => {
-                    self.apply(&c);
+                    self.apply(c);
                     cur = sc;
                     moves += 1;
                 }
@@ -300,13 +368,6 @@ impl<'a> Ls<'a> {
         }
         moves
     }
-}
-
-struct Undo {
-    changes: Vec<(usize, usize, bool)>,
-    shares: Vec<(usize, Vec<(usize, f64)>, f64)>,
-    acts: Vec<f64>,
-    comm: f64,
 }
 
 /// Local search from `hold`; returns the plan and the number of accepted moves.

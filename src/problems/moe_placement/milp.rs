@@ -107,20 +107,22 @@ impl Solver<MoePlacement> for MilpSolver {
         let warm = (ctx.options.warm_start && p.fully_connected())
             .then(|| greedy::plans(p, deadline, stop.clone()).0);
         let opts = ctx.options.clone();
-        // under a time limit each layer gets a fair share (threads / layers of the time left), so
-        // that every layer reaches at least its root bound
-        let share = deadline.map(|d| {
-            let left = d.saturating_duration_since(std::time::Instant::now());
-            left.mul_f64((rayon::current_num_threads() as f64 / p.layers as f64).min(1.0))
-        });
+        // under a time limit each layer gets a fair share of the time left when it starts (threads /
+        // layers not started yet), so that every layer reaches at least its root bound and time
+        // saved on easy layers goes to the later ones
+        let threads = rayon::current_num_threads().max(1) as f64;
+        let started = std::sync::atomic::AtomicUsize::new(0);
         let res: Vec<Result<LayerSolve>> = (0..p.layers)
             .into_par_iter()
             .map(|l| {
                 let w = warm.as_ref().map(|w| &w[l]);
-                let dl = match (deadline, share) {
-                    (Some(d), Some(s)) => Some(d.min(std::time::Instant::now() + s)),
-                    _ => None,
-                };
+                let k = started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let dl = deadline.map(|d| {
+                    let now = std::time::Instant::now();
+                    let left = d.saturating_duration_since(now);
+                    let waiting = (p.layers - k) as f64;
+                    d.min(now + left.mul_f64((threads / waiting).min(1.0)))
+                });
                 model::solve_layer(p, l, Mode::Integer, &opts, dl, stop.clone(), w)
             })
             .collect();

@@ -86,6 +86,68 @@ pub fn interchangeable(p: &Prepared) -> Vec<(usize, usize)> {
     v
 }
 
+/// Copy-count cuts on the scaled max utilisation `z` (valid for integer holdings): the demand `D_T` of a
+/// set `T` of experts lands on the servers holding one of them, at most `C_T = Σ_{e∈T} Σ_s x_{s,e}`
+/// servers, so `z·ū ≥ g_T(C_T) = D_T f / F_top(min(C_T, S))`, where `F_top(c)` is the compute of the `c`
+/// fastest servers with slots. `g_T` is convex and decreasing over the integers (`1/F` of a concave
+/// increasing `F`), so every secant through consecutive integers `c, c+1` is a valid cut
+/// `z ≥ g(c) + (g(c+1) − g(c))(C_T − c)`. Sets: every single expert and the `j` heaviest experts, for
+/// `j < S`; only cuts that rise above the balanced load at their own point are kept (the LP relaxation
+/// alone would spread every expert over all servers: its bound is the balanced load).
+/// Returns rows `(T as [(e, slope)], rhs)` meaning `z − slope·Σ_{e∈T} Σ_s x_{s,e} ≥ rhs`.
+pub fn copy_cuts(p: &Prepared, l: usize, scale: f64) -> Vec<(Vec<(usize, f64)>, f64)> {
+    let mut fl: Vec<f64> = p
+        .servers
+        .iter()
+        .filter(|s| s.slots > 0)
+        .map(|s| s.flops)
+        .collect();
+    fl.sort_by(|a, b| b.total_cmp(a));
+    let ns = fl.len();
+    if ns < 2 || scale <= 0.0 {
+        return vec![];
+    }
+    let mut ftop = vec![0.0; ns + 1];
+    for c in 0..ns {
+        ftop[c + 1] = ftop[c] + fl[c];
+    }
+    let d = &p.expert_demand[l];
+    let total: f64 = d.iter().sum();
+    let balanced = total / ftop[ns];
+    let mut order: Vec<usize> = (0..p.experts).filter(|&e| d[e] > 0.0).collect();
+    order.sort_by(|&a, &b| d[b].total_cmp(&d[a]));
+    let mut sets: Vec<Vec<usize>> = order.iter().map(|&e| vec![e]).collect();
+    for j in 2..ns.min(order.len() + 1) {
+        sets.push(order[..j].to_vec());
+    }
+    let mut out = vec![];
+    for t in sets {
+        let dt: f64 = t.iter().map(|&e| d[e]).sum();
+        // g(c) in units of z (scaled utilisation), for c = |T| ..= S
+        let g = |c: usize| dt * p.flops_per_act / ftop[c.min(ns)] / scale;
+        let bal = balanced * p.flops_per_act / scale;
+        for c in t.len()..ns {
+            let (g0, g1) = (g(c), g(c + 1));
+            if g0 <= bal * (1.0 + 1e-9) {
+                break;
+            }
+            let slope = g1 - g0;
+            // the secant must stay below g at every integer point (convexity, checked numerically)
+            let valid = (t.len()..=ns)
+                .all(|k| g0 + slope * (k as f64 - c as f64) <= g(k) * (1.0 + 1e-9) + 1e-12);
+            if !valid {
+                continue;
+            }
+            // z ≥ g0 + slope (C − c)  ⇔  z − slope·C ≥ g0 − slope·c
+            out.push((
+                t.iter().map(|&e| (e, slope)).collect(),
+                g0 - slope * c as f64,
+            ));
+        }
+    }
+    out
+}
+
 /// Builds the model of layer `l`.
 pub fn build(p: &Prepared, l: usize, mode: Mode<'_>) -> LayerModel {
     let ns = p.num_servers();
@@ -183,6 +245,13 @@ pub fn build(p: &Prepared, l: usize, mode: Mode<'_>) -> LayerModel {
             m.ge(&col, 1.0);
         }
         m.le(&all, p.max_replicas as f64);
+        for (coefs, rhs) in copy_cuts(p, l, scale) {
+            let mut row: Vec<(Var, f64)> = vec![(z, 1.0)];
+            for (e, a) in coefs {
+                row.extend((0..ns).filter_map(|s| x[s][e]).map(|v| (v, -a)));
+            }
+            m.ge(&row, rhs);
+        }
     }
     LayerModel {
         milp: m,
