@@ -24,7 +24,7 @@
 //!   fixed-rate form) and the exact value of its solution, and keeps the exact value
 //!   (`bandwidth::solve_combo`) of every feasible `x` it meets as the incumbent. The inner MILPs run at
 //!   a relative gap of 1e-9; the bisection stops at the relative tolerance `mip_rel_gap` (default
-//!   1e-6) between the bound and the incumbent.
+//!   1e-4, HiGHS' default) between the bound and the incumbent.
 //!
 //! `total_time` and `energy` are not modelled: with per-client choices the rounds `R(φ_eff)` depend
 //! on all clients' choices and multiply the later-round latency (and the energy deadline couples both),
@@ -528,7 +528,7 @@ impl Solver<SplitFinetune> for MilpSolver {
         Ok(())
     }
     fn solve(&self, p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<SplitFinetuneSolution>> {
-        let tol = ctx.options.mip_rel_gap.unwrap_or(1e-6);
+        let tol = ctx.options.mip_rel_gap.unwrap_or(1e-4);
         // with a shared bandwidth, a good incumbent lets most server levels be closed by one test
         let mut best: Option<SolvedVec> = if p.has_allocation() {
             common_start(p, ctx).map(|s| descend(p, s, ctx).0)
