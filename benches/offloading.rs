@@ -6,6 +6,8 @@
 //! - `exact/classic-1000`: You et al.'s classic TDMA model with 1,000 users, same gap;
 //! - `exact/ofdma-large-1000`: the `large-1000` instance with OFDMA bandwidth sharing (`Σ b ≤ B`),
 //!   same gap;
+//! - `exact/narrow-1000`, `exact/ofdma-narrow-1000`: the same with a 50× narrower band (2 MHz for
+//!   1,000 devices), where power caps bind (under TDMA 120 devices send at their cap);
 //! - `threshold/classic-1000`, `gradient/large-1000`, `gradient/ofdma-large-1000`: the closed-form
 //!   policy and dual ascent.
 
@@ -40,10 +42,20 @@ fn benches(c: &mut Criterion) {
     let large = prep("large", 7);
     let classic = prep("classic-1000", 7);
     let ofdma = prep("ofdma-large", 7);
+    // the same instances with a 50× narrower band (power caps bind)
+    let narrow = |size: &str| {
+        let mut i = Offloading::generate(size, 7).unwrap();
+        i.spectrum.bandwidth_hz *= 0.02;
+        Offloading::prepare(&i, Catalog::builtin()).unwrap()
+    };
+    let tdma_narrow = narrow("large");
+    let ofdma_narrow = narrow("ofdma-large");
     for (n, p) in [
         ("large-1000", &large),
         ("classic-1000", &classic),
         ("ofdma-large-1000", &ofdma),
+        ("narrow-1000", &tdma_narrow),
+        ("ofdma-narrow-1000", &ofdma_narrow),
     ] {
         let r = solve(p, "exact");
         assert_eq!(r.status.termination, Termination::Optimal);
@@ -67,6 +79,12 @@ fn benches(c: &mut Criterion) {
     });
     grp.bench_function("exact/ofdma-large-1000", |b| {
         b.iter(|| black_box(solve(&ofdma, "exact")))
+    });
+    grp.bench_function("exact/narrow-1000", |b| {
+        b.iter(|| black_box(solve(&tdma_narrow, "exact")))
+    });
+    grp.bench_function("exact/ofdma-narrow-1000", |b| {
+        b.iter(|| black_box(solve(&ofdma_narrow, "exact")))
     });
     grp.bench_function("threshold/classic-1000", |b| {
         b.iter(|| black_box(solve(&classic, "threshold")))

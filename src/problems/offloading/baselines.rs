@@ -132,3 +132,41 @@ impl Solver<Offloading> for Neurosurgeon {
         })
     }
 }
+
+/// Equal shares: every device gets `T/K` of the frame (TDMA) or `B/K` of the band (OFDMA) and
+/// `F/K` of the server, and picks its best mode and offload within them (no coupling).
+pub struct EqualShare;
+impl Solver<Offloading> for EqualShare {
+    fn name(&self) -> &'static str {
+        "equal-share"
+    }
+    fn kind(&self) -> SolverKind {
+        SolverKind::Baseline
+    }
+    fn description(&self) -> &'static str {
+        "equal slots (TDMA) or equal bandwidth (OFDMA) and equal server time per device; each device its best mode and offload (60-point grid) within its share"
+    }
+    fn solve(&self, p: &Prepared, _ctx: &mut Context<'_>) -> Result<Outcome<OffloadingSolution>> {
+        let kk = p.k() as f64;
+        let mut pts = vec![];
+        for k in 0..p.k() {
+            let Some((pt, _)) =
+                super::brute_force::best_given_share(p, k, p.budget() / kk, p.capacity_s / kk)
+            else {
+                let mut o = Outcome::none(Termination::Completed);
+                o.notes.push(format!(
+                    "{}: no mode fits an equal share of the spectrum and server",
+                    p.devs[k].name
+                ));
+                return Ok(o);
+            };
+            pts.push(pt);
+        }
+        let obj = p.objective(&pts);
+        Ok(Outcome::with(
+            Termination::Completed,
+            OffloadingSolution::from_points(p, &pts),
+            obj,
+        ))
+    }
+}

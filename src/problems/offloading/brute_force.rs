@@ -18,11 +18,63 @@ pub struct BruteForce;
 
 const GL: usize = 60;
 
-type Cell = Option<(Point, f64)>;
+/// A device decision and its objective term, if any mode fits the share.
+pub type Cell = Option<(Point, f64)>;
+
+/// Best decision of device `k` (mode, offload on a 60-point grid) given its share `ub` of the
+/// spectrum row (time under TDMA, band under OFDMA) and `wb` of the server, using all of both.
+pub fn best_given_share(p: &Prepared, k: usize, ub: f64, wb: f64) -> Cell {
+    let d = &p.devs[k];
+    let mut best: Cell = None;
+    for (mi, m) in d.modes.iter().enumerate() {
+        if m.allowed.is_err() || m.w0 > wb {
+            continue;
+        }
+        // energy falls with the upload time and the bandwidth: use all of both
+        let (t, b) = if p.ofdma() {
+            (m.tmax, ub)
+        } else {
+            (ub.min(m.tmax), 0.0)
+        };
+        let probe = Point {
+            mode: mi,
+            l: 0.0,
+            t,
+            b,
+        };
+        let mut hi = m.hi.min(p.rate_cap(d, p.band(&probe)) * t);
+        if t <= 0.0 || p.band(&probe) <= 0.0 {
+            hi = 0.0;
+        }
+        if m.w_per_bit > 0.0 {
+            hi = hi.min((wb - m.w0) / m.w_per_bit);
+        }
+        if hi < m.lo {
+            continue;
+        }
+        let n = if hi > m.lo { GL } else { 0 };
+        for s in 0..=n {
+            let l = if n == 0 {
+                m.lo
+            } else {
+                m.lo + (hi - m.lo) * s as f64 / n as f64
+            };
+            let pt = if l > 0.0 {
+                Point { mode: mi, l, t, b }
+            } else {
+                Point::idle(mi)
+            };
+            let o = p.dev_obj(k, &pt);
+            if o.is_finite() && best.as_ref().is_none_or(|b| o < b.1) {
+                best = Some((pt, o));
+            }
+        }
+    }
+    best
+}
 
 /// Per device: best decision for each (time units, server units).
 fn table(p: &Prepared, k: usize, g: usize, gw: usize) -> Vec<Vec<Cell>> {
-    let d = &p.devs[k];
     (0..=g)
         .map(|i| {
             (0..=gw)
@@ -34,52 +86,7 @@ fn table(p: &Prepared, k: usize, g: usize, gw: usize) -> Vec<Vec<Cell>> {
                     } else {
                         p.capacity_s * j as f64 / gw as f64
                     };
-                    let mut best: Cell = None;
-                    for (mi, m) in d.modes.iter().enumerate() {
-                        if m.allowed.is_err() || m.w0 > wb {
-                            continue;
-                        }
-                        // energy falls with the upload time and the bandwidth: use all of both
-                        let (t, b) = if p.ofdma() {
-                            (m.tmax, ub)
-                        } else {
-                            (ub.min(m.tmax), 0.0)
-                        };
-                        let probe = Point {
-                            mode: mi,
-                            l: 0.0,
-                            t,
-                            b,
-                        };
-                        let mut hi = m.hi.min(p.rate_cap(d, p.band(&probe)) * t);
-                        if t <= 0.0 || p.band(&probe) <= 0.0 {
-                            hi = 0.0;
-                        }
-                        if m.w_per_bit > 0.0 {
-                            hi = hi.min((wb - m.w0) / m.w_per_bit);
-                        }
-                        if hi < m.lo {
-                            continue;
-                        }
-                        let n = if hi > m.lo { GL } else { 0 };
-                        for s in 0..=n {
-                            let l = if n == 0 {
-                                m.lo
-                            } else {
-                                m.lo + (hi - m.lo) * s as f64 / n as f64
-                            };
-                            let pt = if l > 0.0 {
-                                Point { mode: mi, l, t, b }
-                            } else {
-                                Point::idle(mi)
-                            };
-                            let o = p.dev_obj(k, &pt);
-                            if o.is_finite() && best.as_ref().is_none_or(|b| o < b.1) {
-                                best = Some((pt, o));
-                            }
-                        }
-                    }
-                    best
+                    best_given_share(p, k, ub, wb)
                 })
                 .collect()
         })

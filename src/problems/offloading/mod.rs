@@ -132,9 +132,9 @@
 //! `exact` (dual bisection + branch and bound on modes, certified gap; TDMA and OFDMA),
 //! `gradient` (projected subgradient ascent on (λ, μ), primal by the fixed-mode convex solve),
 //! `threshold` (You et al.'s closed-form policy, classic TDMA instances only), `neurosurgeon`
-//! (per-device best mode ignoring the coupling, then shares), `all-local`, `all-offload`
-//! (baselines), `brute-force` (mode enumeration × a grid over the frame or the band, tiny
-//! instances).
+//! (per-device best mode ignoring the coupling, then shares), `all-local`, `all-offload`,
+//! `equal-share` (equal slots or bandwidth and server time, no coupling; baselines),
+//! `brute-force` (mode enumeration × a grid over the frame or the band, tiny instances).
 
 #![allow(clippy::needless_range_loop)]
 
@@ -411,6 +411,7 @@ impl Family for Offloading {
             Box::new(baselines::Neurosurgeon),
             Box::new(baselines::AllLocal),
             Box::new(baselines::AllOffload),
+            Box::new(baselines::EqualShare),
             Box::new(brute_force::BruteForce),
         ]
     }
