@@ -16,6 +16,9 @@ use crate::solve::{Context, Outcome, SolveOptions, Solver, SolverKind, StopFlag,
 use rayon::prelude::*;
 use std::time::Instant;
 
+/// Largest `E × S` for which the local search also starts from EPLB's holdings.
+pub const EPLB_SEARCH_LIMIT: usize = 4096;
+
 /// Largest `homes × E × S` for which the routing LP polish runs.
 pub const POLISH_LIMIT: usize = 20_000;
 
@@ -439,9 +442,13 @@ pub fn layer_plan(
 ) -> (LayerPlan, usize) {
     let (mut best, mut moves) = improve(p, l, construct(p, l), deadline);
     if let Some(e) = eplb {
-        let (from_e, m) = improve(p, l, e.hold.clone(), deadline);
-        moves += m;
-        best = pick(p, l, best, from_e);
+        // the second search from EPLB's holdings only where layers are small; EPLB's plan itself is
+        // always a candidate, so the result is never worse than EPLB's
+        if p.experts * p.num_servers() <= EPLB_SEARCH_LIMIT {
+            let (from_e, m) = improve(p, l, e.hold.clone(), deadline);
+            moves += m;
+            best = pick(p, l, best, from_e);
+        }
         best = pick(p, l, best, e.clone());
     }
     (polish(p, l, best, deadline, stop), moves)
