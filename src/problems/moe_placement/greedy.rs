@@ -2,10 +2,13 @@
 //! largest demand per copy, at most one copy per server), LPT packing of the copies onto the
 //! heterogeneous servers (heaviest copy to the server whose utilisation after adding it is lowest,
 //! within its memory slots), water-filling routing, then a best-improvement local search over
-//! moves, added copies and swaps of the busiest server's experts. It also runs the local search from
-//! EPLB's placement and keeps, per layer, the best of {own, EPLB-started, EPLB itself}, so its layer
-//! objectives (hence its max load under `max_load`) are never worse than EPLB's. On instances of
-//! moderate size a routing LP on the final holdings replaces the water-filling routing when better.
+//! moves, added copies and swaps of the busiest server's experts (moves and copies only to the
+//! [`TARGETS`] most promising servers, swaps only with the [`COLD`] least-loaded ones; every trial is
+//! applied in place and undone). Where `E × S ≤` [`EPLB_SEARCH_LIMIT`] it also runs the local search
+//! from EPLB's placement; per layer it keeps the best of {own, EPLB-started, EPLB itself}, so its
+//! layer objectives (hence its max load under `max_load`) are never worse than EPLB's. Layers run in
+//! parallel (rayon). On instances of moderate size a routing LP on the final holdings replaces the
+//! water-filling routing when better.
 
 use super::cost::{LayerPlan, Prepared, ShareState};
 use super::model::{self, Mode};
@@ -15,6 +18,9 @@ use crate::solve::milp::MilpStatus;
 use crate::solve::{Context, Outcome, SolveOptions, Solver, SolverKind, StopFlag, Termination};
 use rayon::prelude::*;
 use std::time::Instant;
+
+/// Largest `E × S` for which the local search also starts from EPLB's holdings.
+pub const EPLB_SEARCH_LIMIT: usize = 4096;
 
 /// Largest `homes × E × S` for which the routing LP polish runs.
 pub const POLISH_LIMIT: usize = 20_000;
@@ -109,8 +115,8 @@ impl Move {
 /// Moves and added copies of a busiest-server expert are tried on this many target servers, the
 /// best by a one-expert estimate (target utilisation after receiving the expert's share, plus the
 /// change of dispatch time); swaps with the experts of this many least-loaded servers.
-const TARGETS: usize = 6;
-const COLD: usize = 4;
+pub const TARGETS: usize = 6;
+pub const COLD: usize = 4;
 
 /// Local search state: routing shares plus cached objective parts. Moves are tried in place and
 /// undone (no allocation per trial beyond the refilled experts' share lists).
@@ -439,9 +445,13 @@ pub fn layer_plan(
 ) -> (LayerPlan, usize) {
     let (mut best, mut moves) = improve(p, l, construct(p, l), deadline);
     if let Some(e) = eplb {
-        let (from_e, m) = improve(p, l, e.hold.clone(), deadline);
-        moves += m;
-        best = pick(p, l, best, from_e);
+        // the second search from EPLB's holdings only where layers are small; EPLB's plan itself is
+        // always a candidate, so the result is never worse than EPLB's
+        if p.experts * p.num_servers() <= EPLB_SEARCH_LIMIT {
+            let (from_e, m) = improve(p, l, e.hold.clone(), deadline);
+            moves += m;
+            best = pick(p, l, best, from_e);
+        }
         best = pick(p, l, best, e.clone());
     }
     (polish(p, l, best, deadline, stop), moves)

@@ -2,7 +2,8 @@
 //! layer (one thread each), layers solved in parallel (rayon), each warm-started from `greedy`.
 //! Layers share no variable or constraint, so the optimum is the sum of the per-layer optima and the
 //! bound is the sum of the per-layer dual bounds; the run is optimal only when every layer is. A
-//! requested relative gap `g` per layer gives at most `g` on the sum.
+//! requested relative gap `g` per layer gives at most `g` on the sum. Under a time limit each layer
+//! gets the time left when it starts × threads / layers not started yet.
 
 use super::cost::{LayerPlan, Prepared};
 use super::greedy;

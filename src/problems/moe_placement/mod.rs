@@ -58,7 +58,9 @@
 //! MoETuner) is **not built**: a token is assumed to return to its home between layers.
 //!
 //! ## Solvers (one file each)
-//! `milp` (exact: HiGHS per layer in parallel, warm-started from `greedy`), `brute-force` (exact:
+//! `milp` (exact: HiGHS per layer in parallel, warm-started from `greedy`, copy-count cuts
+//! `z ≥ D_T f / F_top(C_T)` on the copies `C_T` of an expert set `T`, see `model::copy_cuts`),
+//! `brute-force` (exact:
 //! enumerate holdings, routing LP), `lp-round` (gradient kind: LP relaxation bound + rounding +
 //! repair + routing LP), `greedy` (replicate by marginal load, LPT onto heterogeneous servers,
 //! water-filling routing, move/swap local search, never worse than EPLB), `migration` (rebalancing

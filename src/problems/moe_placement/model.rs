@@ -86,6 +86,9 @@ pub fn interchangeable(p: &Prepared) -> Vec<(usize, usize)> {
     v
 }
 
+/// Whether [`build`] adds the [`copy_cuts`] (on by default; a switch for experiments).
+pub static COPY_CUTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
 /// Copy-count cuts on the scaled max utilisation `z` (valid for integer holdings): the demand `D_T` of a
 /// set `T` of experts lands on the servers holding one of them, at most `C_T = Σ_{e∈T} Σ_s x_{s,e}`
 /// servers, so `z·ū ≥ g_T(C_T) = D_T f / F_top(min(C_T, S))`, where `F_top(c)` is the compute of the `c`
@@ -245,7 +248,12 @@ pub fn build(p: &Prepared, l: usize, mode: Mode<'_>) -> LayerModel {
             m.ge(&col, 1.0);
         }
         m.le(&all, p.max_replicas as f64);
-        for (coefs, rhs) in copy_cuts(p, l, scale) {
+        let cuts = if COPY_CUTS.load(std::sync::atomic::Ordering::Relaxed) {
+            copy_cuts(p, l, scale)
+        } else {
+            vec![]
+        };
+        for (coefs, rhs) in cuts {
             let mut row: Vec<(Var, f64)> = vec![(z, 1.0)];
             for (e, a) in coefs {
                 row.extend((0..ns).filter_map(|s| x[s][e]).map(|v| (v, -a)));
