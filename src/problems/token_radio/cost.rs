@@ -154,12 +154,21 @@ impl Curve {
         }
     }
 
-    /// `(A, A', A'')` at ρ on piece `i` (for points the piece's line, so a breakpoint gets the
-    /// one-sided slope of the piece it is evaluated on).
-    pub fn derivs(&self, rho: f64, i: usize) -> (f64, f64, f64) {
+    /// The constant `(max − floor)/(1 − e^{−rate})` of a saturating curve (0 for points), the
+    /// `scale` argument of [`Curve::derivs`].
+    pub fn scale(&self) -> f64 {
         match self {
-            Curve::Saturating { floor, max, rate } => {
-                let kk = (max - floor) / (-(-rate).exp_m1());
+            Curve::Saturating { floor, max, rate } => (max - floor) / (-(-rate).exp_m1()),
+            Curve::Points { .. } => 0.0,
+        }
+    }
+
+    /// `(A, A', A'')` at ρ on piece `i` (for points the piece's line, so a breakpoint gets the
+    /// one-sided slope of the piece it is evaluated on); `scale` = [`Curve::scale`].
+    pub fn derivs(&self, rho: f64, i: usize, scale: f64) -> (f64, f64, f64) {
+        match self {
+            Curve::Saturating { floor, rate, .. } => {
+                let kk = scale;
                 let em = (-rate * rho).exp_m1();
                 let a1 = kk * rate * (1.0 + em);
                 (floor - kk * em, a1, -rate * a1)
@@ -322,18 +331,17 @@ pub fn golden_max(mut a: f64, mut b: f64, iters: usize, f: impl Fn(f64) -> f64) 
     best
 }
 
-/// Maximises `f` (concave on each piece of `curve`, with `g = (f', f'')` nonincreasing across
-/// pieces) over `[lo, hi]`: the first piece whose `f'` changes sign, then [`newton_root`] in it.
-/// Returns `(n, f(n), upper bound on max f)`; with `certify`, the bound adds `max_y f'(n)(y − n)`
-/// (concavity), else it is `f(n)`.
+/// Maximises `f` (concave on each piece of `curve`, with `f'` nonincreasing across pieces) over
+/// `[lo, hi]`; `fg(n, piece) = [f, f', f'']`. The first piece whose `f'` changes sign, then
+/// [`newton_root`] in it. Returns `(n, f(n), upper bound on max f)`; with `certify`, the bound adds
+/// `max_y f'(n)(y − n)` (concavity), else it is `f(n)`.
 pub fn maximise_by_pieces(
     curve: &Curve,
     lo: f64,
     hi: f64,
     guess: f64,
     certify: bool,
-    g: impl Fn(f64, usize) -> (f64, f64),
-    f: impl Fn(f64, usize) -> f64,
+    fg: impl Fn(f64, usize) -> [f64; 3],
 ) -> (f64, f64, f64) {
     let last = curve.pieces() - 1;
     for piece in 0..=last {
@@ -342,46 +350,43 @@ pub fn maximise_by_pieces(
         if b <= a && piece < last {
             continue;
         }
-        let ga = g(a, piece).0;
-        if ga <= 0.0 {
+        let ea = fg(a, piece);
+        if ea[1] <= 0.0 {
             // the right derivative at the piece's start is ≤ 0 (and the left one > 0)
-            let fa = f(a, piece);
-            return (a, fa, fa);
+            return (a, ea[0], ea[0]);
         }
-        let gb = g(b, piece).0;
-        if gb >= 0.0 {
+        let eb = fg(b, piece);
+        if eb[1] >= 0.0 {
             if piece == last {
-                let fb = f(b, piece);
-                return (b, fb, fb);
+                return (b, eb[0], eb[0]);
             }
             continue;
         }
-        let x = newton_root(a, b, ga, gb, guess, |x| g(x, piece));
-        let fx = f(x, piece);
+        let (x, e) = newton_root(a, b, ea[1], eb[1], guess, |x| fg(x, piece));
         let slack = if certify {
             // concavity: max f ≤ f(x) + f'(x)(y − x) for y in [lo, hi]
-            let gx = g(x, piece).0;
-            (gx * (hi - x)).max(gx * (lo - x)).max(0.0)
+            (e[1] * (hi - x)).max(e[1] * (lo - x)).max(0.0)
         } else {
             0.0
         };
-        return (x, fx, fx + slack);
+        return (x, e[0], e[0] + slack);
     }
     unreachable!("the last piece always answers")
 }
 
-/// Root of a decreasing `g` on `[a, b]` with `g(a) > 0 > g(b)`: Newton on `gd = (g, g')` from `guess`
-/// (or the secant point when the guess is outside); when `g'` is not finite or a Newton step leaves
-/// the bracket, an Illinois (regula falsi) step, and bisection when that leaves it too; stops at a
-/// step or bracket of a few ulps.
+/// Root of a decreasing `g` on `[a, b]` with `g(a) > 0 > g(b)`, where `eval(x) = [f, g, g']`:
+/// Newton from `guess` (or the secant point when the guess is outside); when `g'` is not finite or
+/// a Newton step leaves the bracket, an Illinois (regula falsi) step, and bisection when that
+/// leaves it too; stops at a step or bracket of a few ulps. Returns the last point evaluated and
+/// its `eval`.
 pub fn newton_root(
     mut a: f64,
     mut b: f64,
     mut ga: f64,
     mut gb: f64,
     guess: f64,
-    gd: impl Fn(f64) -> (f64, f64),
-) -> f64 {
+    eval: impl Fn(f64) -> [f64; 3],
+) -> (f64, [f64; 3]) {
     let falsi = |a: f64, b: f64, ga: f64, gb: f64| {
         let s = a + ga * (b - a) / (ga - gb);
         if s > a && s < b {
@@ -396,8 +401,9 @@ pub fn newton_root(
         falsi(a, b, ga, gb)
     };
     let mut side = 0;
+    let mut e = eval(x);
     for _ in 0..200 {
-        let (gx, g1) = gd(x);
+        let (gx, g1) = (e[1], e[2]);
         if gx > 0.0 {
             a = x;
             ga = gx;
@@ -413,7 +419,7 @@ pub fn newton_root(
             }
             side = -1;
         } else {
-            return x;
+            break;
         }
         let mut xn = x - gx / g1;
         if !(xn > a && xn < b) {
@@ -421,11 +427,12 @@ pub fn newton_root(
         }
         let tol = 4.0 * f64::EPSILON * x.abs().max(f64::MIN_POSITIVE);
         if (xn - x).abs() <= tol || b - a <= tol {
-            return xn;
+            break;
         }
         x = xn;
+        e = eval(x);
     }
-    x
+    (x, e)
 }
 
 impl Prepared {
@@ -547,12 +554,13 @@ impl Prepared {
                     let minus_h = |t: f64| {
                         let b = u.rate.min_bandwidth(bits / t);
                         if !b.is_finite() {
-                            return (f64::INFINITY, f64::NAN);
+                            return [f64::NAN, f64::INFINITY, f64::NAN];
                         }
                         let x = snr_hz / b;
                         let r1 = (1.0 + x).log2() - x / ((1.0 + x) * std::f64::consts::LN_2);
                         let tc = d - t;
-                        (lambda * bits / (t * t * r1) - mu * cw / (tc * tc), f64::NAN)
+                        let h = lambda * bits / (t * t * r1) - mu * cw / (tc * tc);
+                        [f64::NAN, h, f64::NAN]
                     };
                     newton_root(
                         t_min,
@@ -562,6 +570,7 @@ impl Prepared {
                         f64::NAN,
                         minus_h,
                     )
+                    .0
                 } else {
                     // a free resource: any split is as cheap; golden section keeps away from the ends
                     golden_max(0.0, d, 60, |tu| {
@@ -678,8 +687,9 @@ impl Prepared {
             &u.curve
         };
         let big_n = u.tokens;
+        let scale = curve.scale();
         let util = |rho: f64, piece: usize| -> (f64, f64, f64) {
-            let (a, a1, a2) = curve.derivs(rho, piece);
+            let (a, a1, a2) = curve.derivs(rho, piece, scale);
             let w = u.weight;
             match ut {
                 Utility::LogAccuracy => {
@@ -694,29 +704,23 @@ impl Prepared {
         let (n, v, v_ub) = match u.rate {
             RateModel::Linear { efficiency } if d > 0.0 => {
                 let price = self.linear_price(k, efficiency, lambda, mu);
-                // f' and f'' on a piece
-                let g = |n: f64, piece: usize| -> (f64, f64) {
-                    let (_, u1, u2) = util(n / big_n, piece);
-                    let (_, c1, c2) = price(n);
-                    (u1 / big_n - c1, u2 / (big_n * big_n) - c2)
+                // f, f' and f'' on a piece
+                let fg = |n: f64, piece: usize| -> [f64; 3] {
+                    let (u0, u1, u2) = util(n / big_n, piece);
+                    let (c0, c1, c2) = price(n);
+                    [u0 - c0, u1 / big_n - c1, u2 / (big_n * big_n) - c2]
                 };
-                let f = |n: f64, piece: usize| util(n / big_n, piece).0 - price(n).0;
-                maximise_by_pieces(curve, lo, big_n, guess, true, g, f)
+                maximise_by_pieces(curve, lo, big_n, guess, true, fg)
             }
             RateModel::Shannon { .. } if d > 0.0 => {
-                // f' from the envelope theorem at the golden-section split; no f'' (Illinois steps)
-                let g = |n: f64, piece: usize| -> (f64, f64) {
-                    let (_, u1, _) = util(n / big_n, piece);
+                // f' from the envelope theorem at the optimal split; no f'' (Illinois steps)
+                let fg = |n: f64, piece: usize| -> [f64; 3] {
+                    let (u0, u1, _) = util(n / big_n, piece);
                     let a = self.min_cost(k, n, lambda, mu);
-                    (
-                        u1 / big_n - self.price_slope(k, n, &a, lambda, mu),
-                        f64::NAN,
-                    )
+                    let c1 = self.price_slope(k, n, &a, lambda, mu);
+                    [u0 - a.cost, u1 / big_n - c1, f64::NAN]
                 };
-                let f = |n: f64, piece: usize| {
-                    util(n / big_n, piece).0 - self.min_cost(k, n, lambda, mu).cost
-                };
-                maximise_by_pieces(curve, lo, big_n, guess, false, g, f)
+                maximise_by_pieces(curve, lo, big_n, guess, false, fg)
             }
             _ => {
                 // no time left after the overhead: only zero tokens meet the deadline
