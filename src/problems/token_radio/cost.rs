@@ -271,12 +271,15 @@ pub struct Choice {
     pub value: f64,
     /// An upper bound on the user's true maximum of `w·u(A) − C` (concavity: `f(y) ≤ f(n) +
     /// f'(n)(y − n)` over the whole interval; equal to `value` at a kink or a bound, and for the
-    /// Shannon rate, whose golden-section response has no derivative).
+    /// Shannon rate, whose response carries no certificate).
     pub value_ub: f64,
     pub served: bool,
     pub tokens: f64,
     pub bandwidth: f64,
     pub share: f64,
+    /// `f''(n)` when `n` is an interior Newton root (linear rate), else NaN (at a bound or a kink
+    /// the kept tokens do not move with small price changes).
+    pub curvature: f64,
 }
 
 /// What a user's accuracy is worth in the Lagrangian.
@@ -333,7 +336,7 @@ pub fn golden_max(mut a: f64, mut b: f64, iters: usize, f: impl Fn(f64) -> f64) 
 
 /// Maximises `f` (concave on each piece of `curve`, with `f'` nonincreasing across pieces) over
 /// `[lo, hi]`; `fg(n, piece) = [f, f', f'']`. The first piece whose `f'` changes sign, then
-/// [`newton_root`] in it. Returns `(n, f(n), upper bound on max f)`; with `certify`, the bound adds
+/// [`newton_root`] in it. Returns `(n, f(n), upper bound on max f, f''(n) or NaN at a bound)`; with `certify`, the bound adds
 /// `max_y f'(n)(y − n)` (concavity), else it is `f(n)`.
 pub fn maximise_by_pieces(
     curve: &Curve,
@@ -342,7 +345,7 @@ pub fn maximise_by_pieces(
     guess: f64,
     certify: bool,
     fg: impl Fn(f64, usize) -> [f64; 3],
-) -> (f64, f64, f64) {
+) -> (f64, f64, f64, f64) {
     let last = curve.pieces() - 1;
     for piece in 0..=last {
         let (r0, r1) = curve.piece(piece);
@@ -353,12 +356,12 @@ pub fn maximise_by_pieces(
         let ea = fg(a, piece);
         if ea[1] <= 0.0 {
             // the right derivative at the piece's start is ≤ 0 (and the left one > 0)
-            return (a, ea[0], ea[0]);
+            return (a, ea[0], ea[0], f64::NAN);
         }
         let eb = fg(b, piece);
         if eb[1] >= 0.0 {
             if piece == last {
-                return (b, eb[0], eb[0]);
+                return (b, eb[0], eb[0], f64::NAN);
             }
             continue;
         }
@@ -369,7 +372,7 @@ pub fn maximise_by_pieces(
         } else {
             0.0
         };
-        return (x, e[0], e[0] + slack);
+        return (x, e[0], e[0] + slack, e[2]);
     }
     unreachable!("the last piece always answers")
 }
@@ -701,7 +704,7 @@ impl Prepared {
         };
         let lo = u.rho_min * big_n;
         let d = self.slack_s(k);
-        let (n, v, v_ub) = match u.rate {
+        let (n, v, v_ub, fnn) = match u.rate {
             RateModel::Linear { efficiency } if d > 0.0 => {
                 let price = self.linear_price(k, efficiency, lambda, mu);
                 // f, f' and f'' on a piece
@@ -725,7 +728,7 @@ impl Prepared {
             _ => {
                 // no time left after the overhead: only zero tokens meet the deadline
                 let f = util(lo / big_n, 0).0 - self.min_cost(k, lo, lambda, mu).cost;
-                (lo, f, f)
+                (lo, f, f, f64::NAN)
             }
         };
         if !v.is_finite() || (self.allow_drop && ut != Utility::LogAccuracy && v < 0.0) {
@@ -736,6 +739,7 @@ impl Prepared {
                 tokens: 0.0,
                 bandwidth: 0.0,
                 share: 0.0,
+                curvature: f64::NAN,
             };
         }
         let a = self.min_cost(k, n, lambda, mu);
@@ -750,7 +754,47 @@ impl Prepared {
             tokens: n,
             bandwidth: a.bandwidth,
             share: a.share,
+            curvature: if matches!(u.rate, RateModel::Linear { .. }) {
+                fnn
+            } else {
+                f64::NAN
+            },
         }
+    }
+
+    /// `[db/dx, db/dy, dφ/dx, dφ/dy]` of a linear-rate user's best response `c` in the log-prices
+    /// `x = ln λ`, `y = ln μ`. With `A = n s/(η D')`, `Q = W(n)/(F D')`, `G = √(AQ)`, `ρ = √(μ/λ)`
+    /// the cheapest split is `b = A + ρG`, `φ = Q + G/ρ` (so `∂b/∂x = −ρG/2 = −∂b/∂y`,
+    /// `∂φ/∂x = G/(2ρ) = −∂φ/∂y` at fixed `n`), and an interior `n` moves by `dn/dx = λ b_n/f''`,
+    /// `dn/dy = μ φ_n/f''` (implicit function theorem on `f'(n) = 0`). Zero for a dropped user.
+    pub fn response_jacobian(&self, k: usize, c: &Choice, lambda: f64, mu: f64) -> [f64; 4] {
+        let u = &self.users[k];
+        let RateModel::Linear { efficiency } = u.rate else {
+            return [f64::NAN; 4];
+        };
+        let n = c.tokens;
+        if !c.served || n <= 0.0 {
+            return [0.0; 4];
+        }
+        let d = self.slack_s(k);
+        let f = self.compute.flops_per_s;
+        let a = n * u.bits / (efficiency * d);
+        let q = self.compute.work(n) / (f * d);
+        let g = (a * q).sqrt();
+        let rho = (mu / lambda).sqrt();
+        let mut j = [-0.5 * rho * g, 0.5 * rho * g, 0.5 * g / rho, -0.5 * g / rho];
+        if c.curvature.is_finite() && c.curvature < 0.0 && g > 0.0 {
+            let a1 = u.bits / (efficiency * d);
+            let q1 = (self.compute.w1 + 2.0 * self.compute.w2 * n) / (f * d);
+            let g1 = (a1 * q + a * q1) / (2.0 * g);
+            let (bn, pn) = (a1 + rho * g1, q1 + g1 / rho);
+            let (dnx, dny) = (lambda * bn / c.curvature, mu * pn / c.curvature);
+            j[0] += bn * dnx;
+            j[1] += bn * dny;
+            j[2] += pn * dnx;
+            j[3] += pn * dny;
+        }
+        j
     }
 
     /// For fixed kept tokens `ns` (0 = dropped), the allocation with the least total bandwidth that
