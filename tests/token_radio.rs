@@ -422,3 +422,38 @@ fn json_round_trip_through_the_dynamic_layer() {
         .unwrap();
     assert!(ev.feasible);
 }
+
+#[test]
+fn analytic_price_jacobian_matches_finite_differences() {
+    // the Newton step on the log-prices uses Σ d(b, φ)/d(ln λ, ln μ) from the per-user responses
+    let p = prep(&TokenRadio::generate("medium", 2).unwrap());
+    let ut = Utility::Weighted { envelope: false };
+    let opts = SolveOptions::default();
+    let mut obs = NoObserver;
+    let ctx = solve::Context::new(&opts, &mut obs, StopFlag::new());
+    let d = exact::dual_solve(&p, ut, &ctx).unwrap();
+    for (sx, sy) in [(0.0, 0.0), (0.3, -0.2), (-0.5, 0.4)] {
+        let (x, y) = (d.lambda.ln() + sx, d.mu.ln() + sy);
+        let mut st = exact::DualState::new(&p, ut);
+        let r = st.residual(x, y);
+        let j = st.jacobian.unwrap();
+        let h = 1e-6;
+        let rx = st.residual(x + h, y);
+        let ry = st.residual(x, y + h);
+        let fd = [
+            (rx.0 - r.0) / h,
+            (ry.0 - r.0) / h,
+            (rx.1 - r.1) / h,
+            (ry.1 - r.1) / h,
+        ];
+        let scale = fd.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        for i in 0..4 {
+            assert!(
+                (j[i] - fd[i]).abs() <= 1e-4 * scale,
+                "({sx}, {sy}) entry {i}: analytic {} vs fd {}",
+                j[i],
+                fd[i]
+            );
+        }
+    }
+}

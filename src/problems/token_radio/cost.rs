@@ -154,12 +154,21 @@ impl Curve {
         }
     }
 
-    /// `(A, A', A'')` at ρ on piece `i` (for points the piece's line, so a breakpoint gets the
-    /// one-sided slope of the piece it is evaluated on).
-    pub fn derivs(&self, rho: f64, i: usize) -> (f64, f64, f64) {
+    /// The constant `(max − floor)/(1 − e^{−rate})` of a saturating curve (0 for points), the
+    /// `scale` argument of [`Curve::derivs`].
+    pub fn scale(&self) -> f64 {
         match self {
-            Curve::Saturating { floor, max, rate } => {
-                let kk = (max - floor) / (-(-rate).exp_m1());
+            Curve::Saturating { floor, max, rate } => (max - floor) / (-(-rate).exp_m1()),
+            Curve::Points { .. } => 0.0,
+        }
+    }
+
+    /// `(A, A', A'')` at ρ on piece `i` (for points the piece's line, so a breakpoint gets the
+    /// one-sided slope of the piece it is evaluated on); `scale` = [`Curve::scale`].
+    pub fn derivs(&self, rho: f64, i: usize, scale: f64) -> (f64, f64, f64) {
+        match self {
+            Curve::Saturating { floor, rate, .. } => {
+                let kk = scale;
                 let em = (-rate * rho).exp_m1();
                 let a1 = kk * rate * (1.0 + em);
                 (floor - kk * em, a1, -rate * a1)
@@ -262,12 +271,15 @@ pub struct Choice {
     pub value: f64,
     /// An upper bound on the user's true maximum of `w·u(A) − C` (concavity: `f(y) ≤ f(n) +
     /// f'(n)(y − n)` over the whole interval; equal to `value` at a kink or a bound, and for the
-    /// Shannon rate, whose golden-section response has no derivative).
+    /// Shannon rate, whose response carries no certificate).
     pub value_ub: f64,
     pub served: bool,
     pub tokens: f64,
     pub bandwidth: f64,
     pub share: f64,
+    /// `f''(n)` when `n` is an interior Newton root (linear rate), else NaN (at a bound or a kink
+    /// the kept tokens do not move with small price changes).
+    pub curvature: f64,
 }
 
 /// What a user's accuracy is worth in the Lagrangian.
@@ -322,19 +334,18 @@ pub fn golden_max(mut a: f64, mut b: f64, iters: usize, f: impl Fn(f64) -> f64) 
     best
 }
 
-/// Maximises `f` (concave on each piece of `curve`, with `g = (f', f'')` nonincreasing across
-/// pieces) over `[lo, hi]`: the first piece whose `f'` changes sign, then [`newton_root`] in it.
-/// Returns `(n, f(n), upper bound on max f)`; with `certify`, the bound adds `max_y f'(n)(y − n)`
-/// (concavity), else it is `f(n)`.
+/// Maximises `f` (concave on each piece of `curve`, with `f'` nonincreasing across pieces) over
+/// `[lo, hi]`; `fg(n, piece) = [f, f', f'']`. The first piece whose `f'` changes sign, then
+/// [`newton_root`] in it. Returns `(n, f(n), upper bound on max f, f''(n) or NaN at a bound)`; with `certify`, the bound adds
+/// `max_y f'(n)(y − n)` (concavity), else it is `f(n)`.
 pub fn maximise_by_pieces(
     curve: &Curve,
     lo: f64,
     hi: f64,
     guess: f64,
     certify: bool,
-    g: impl Fn(f64, usize) -> (f64, f64),
-    f: impl Fn(f64, usize) -> f64,
-) -> (f64, f64, f64) {
+    fg: impl Fn(f64, usize) -> [f64; 3],
+) -> (f64, f64, f64, f64) {
     let last = curve.pieces() - 1;
     for piece in 0..=last {
         let (r0, r1) = curve.piece(piece);
@@ -342,46 +353,43 @@ pub fn maximise_by_pieces(
         if b <= a && piece < last {
             continue;
         }
-        let ga = g(a, piece).0;
-        if ga <= 0.0 {
+        let ea = fg(a, piece);
+        if ea[1] <= 0.0 {
             // the right derivative at the piece's start is ≤ 0 (and the left one > 0)
-            let fa = f(a, piece);
-            return (a, fa, fa);
+            return (a, ea[0], ea[0], f64::NAN);
         }
-        let gb = g(b, piece).0;
-        if gb >= 0.0 {
+        let eb = fg(b, piece);
+        if eb[1] >= 0.0 {
             if piece == last {
-                let fb = f(b, piece);
-                return (b, fb, fb);
+                return (b, eb[0], eb[0], f64::NAN);
             }
             continue;
         }
-        let x = newton_root(a, b, ga, gb, guess, |x| g(x, piece));
-        let fx = f(x, piece);
+        let (x, e) = newton_root(a, b, ea[1], eb[1], guess, |x| fg(x, piece));
         let slack = if certify {
             // concavity: max f ≤ f(x) + f'(x)(y − x) for y in [lo, hi]
-            let gx = g(x, piece).0;
-            (gx * (hi - x)).max(gx * (lo - x)).max(0.0)
+            (e[1] * (hi - x)).max(e[1] * (lo - x)).max(0.0)
         } else {
             0.0
         };
-        return (x, fx, fx + slack);
+        return (x, e[0], e[0] + slack, e[2]);
     }
     unreachable!("the last piece always answers")
 }
 
-/// Root of a decreasing `g` on `[a, b]` with `g(a) > 0 > g(b)`: Newton on `gd = (g, g')` from `guess`
-/// (or the secant point when the guess is outside); when `g'` is not finite or a Newton step leaves
-/// the bracket, an Illinois (regula falsi) step, and bisection when that leaves it too; stops at a
-/// step or bracket of a few ulps.
+/// Root of a decreasing `g` on `[a, b]` with `g(a) > 0 > g(b)`, where `eval(x) = [f, g, g']`:
+/// Newton from `guess` (or the secant point when the guess is outside); when `g'` is not finite or
+/// a Newton step leaves the bracket, an Illinois (regula falsi) step, and bisection when that
+/// leaves it too; stops at a step or bracket of a few ulps. Returns the last point evaluated and
+/// its `eval`.
 pub fn newton_root(
     mut a: f64,
     mut b: f64,
     mut ga: f64,
     mut gb: f64,
     guess: f64,
-    gd: impl Fn(f64) -> (f64, f64),
-) -> f64 {
+    eval: impl Fn(f64) -> [f64; 3],
+) -> (f64, [f64; 3]) {
     let falsi = |a: f64, b: f64, ga: f64, gb: f64| {
         let s = a + ga * (b - a) / (ga - gb);
         if s > a && s < b {
@@ -396,8 +404,9 @@ pub fn newton_root(
         falsi(a, b, ga, gb)
     };
     let mut side = 0;
+    let mut e = eval(x);
     for _ in 0..200 {
-        let (gx, g1) = gd(x);
+        let (gx, g1) = (e[1], e[2]);
         if gx > 0.0 {
             a = x;
             ga = gx;
@@ -413,7 +422,7 @@ pub fn newton_root(
             }
             side = -1;
         } else {
-            return x;
+            break;
         }
         let mut xn = x - gx / g1;
         if !(xn > a && xn < b) {
@@ -421,11 +430,12 @@ pub fn newton_root(
         }
         let tol = 4.0 * f64::EPSILON * x.abs().max(f64::MIN_POSITIVE);
         if (xn - x).abs() <= tol || b - a <= tol {
-            return xn;
+            break;
         }
         x = xn;
+        e = eval(x);
     }
-    x
+    (x, e)
 }
 
 impl Prepared {
@@ -547,12 +557,13 @@ impl Prepared {
                     let minus_h = |t: f64| {
                         let b = u.rate.min_bandwidth(bits / t);
                         if !b.is_finite() {
-                            return (f64::INFINITY, f64::NAN);
+                            return [f64::NAN, f64::INFINITY, f64::NAN];
                         }
                         let x = snr_hz / b;
                         let r1 = (1.0 + x).log2() - x / ((1.0 + x) * std::f64::consts::LN_2);
                         let tc = d - t;
-                        (lambda * bits / (t * t * r1) - mu * cw / (tc * tc), f64::NAN)
+                        let h = lambda * bits / (t * t * r1) - mu * cw / (tc * tc);
+                        [f64::NAN, h, f64::NAN]
                     };
                     newton_root(
                         t_min,
@@ -562,6 +573,7 @@ impl Prepared {
                         f64::NAN,
                         minus_h,
                     )
+                    .0
                 } else {
                     // a free resource: any split is as cheap; golden section keeps away from the ends
                     golden_max(0.0, d, 60, |tu| {
@@ -678,8 +690,9 @@ impl Prepared {
             &u.curve
         };
         let big_n = u.tokens;
+        let scale = curve.scale();
         let util = |rho: f64, piece: usize| -> (f64, f64, f64) {
-            let (a, a1, a2) = curve.derivs(rho, piece);
+            let (a, a1, a2) = curve.derivs(rho, piece, scale);
             let w = u.weight;
             match ut {
                 Utility::LogAccuracy => {
@@ -691,37 +704,31 @@ impl Prepared {
         };
         let lo = u.rho_min * big_n;
         let d = self.slack_s(k);
-        let (n, v, v_ub) = match u.rate {
+        let (n, v, v_ub, fnn) = match u.rate {
             RateModel::Linear { efficiency } if d > 0.0 => {
                 let price = self.linear_price(k, efficiency, lambda, mu);
-                // f' and f'' on a piece
-                let g = |n: f64, piece: usize| -> (f64, f64) {
-                    let (_, u1, u2) = util(n / big_n, piece);
-                    let (_, c1, c2) = price(n);
-                    (u1 / big_n - c1, u2 / (big_n * big_n) - c2)
+                // f, f' and f'' on a piece
+                let fg = |n: f64, piece: usize| -> [f64; 3] {
+                    let (u0, u1, u2) = util(n / big_n, piece);
+                    let (c0, c1, c2) = price(n);
+                    [u0 - c0, u1 / big_n - c1, u2 / (big_n * big_n) - c2]
                 };
-                let f = |n: f64, piece: usize| util(n / big_n, piece).0 - price(n).0;
-                maximise_by_pieces(curve, lo, big_n, guess, true, g, f)
+                maximise_by_pieces(curve, lo, big_n, guess, true, fg)
             }
             RateModel::Shannon { .. } if d > 0.0 => {
-                // f' from the envelope theorem at the golden-section split; no f'' (Illinois steps)
-                let g = |n: f64, piece: usize| -> (f64, f64) {
-                    let (_, u1, _) = util(n / big_n, piece);
+                // f' from the envelope theorem at the optimal split; no f'' (Illinois steps)
+                let fg = |n: f64, piece: usize| -> [f64; 3] {
+                    let (u0, u1, _) = util(n / big_n, piece);
                     let a = self.min_cost(k, n, lambda, mu);
-                    (
-                        u1 / big_n - self.price_slope(k, n, &a, lambda, mu),
-                        f64::NAN,
-                    )
+                    let c1 = self.price_slope(k, n, &a, lambda, mu);
+                    [u0 - a.cost, u1 / big_n - c1, f64::NAN]
                 };
-                let f = |n: f64, piece: usize| {
-                    util(n / big_n, piece).0 - self.min_cost(k, n, lambda, mu).cost
-                };
-                maximise_by_pieces(curve, lo, big_n, guess, false, g, f)
+                maximise_by_pieces(curve, lo, big_n, guess, false, fg)
             }
             _ => {
                 // no time left after the overhead: only zero tokens meet the deadline
                 let f = util(lo / big_n, 0).0 - self.min_cost(k, lo, lambda, mu).cost;
-                (lo, f, f)
+                (lo, f, f, f64::NAN)
             }
         };
         if !v.is_finite() || (self.allow_drop && ut != Utility::LogAccuracy && v < 0.0) {
@@ -732,6 +739,7 @@ impl Prepared {
                 tokens: 0.0,
                 bandwidth: 0.0,
                 share: 0.0,
+                curvature: f64::NAN,
             };
         }
         let a = self.min_cost(k, n, lambda, mu);
@@ -746,7 +754,47 @@ impl Prepared {
             tokens: n,
             bandwidth: a.bandwidth,
             share: a.share,
+            curvature: if matches!(u.rate, RateModel::Linear { .. }) {
+                fnn
+            } else {
+                f64::NAN
+            },
         }
+    }
+
+    /// `[db/dx, db/dy, dφ/dx, dφ/dy]` of a linear-rate user's best response `c` in the log-prices
+    /// `x = ln λ`, `y = ln μ`. With `A = n s/(η D')`, `Q = W(n)/(F D')`, `G = √(AQ)`, `ρ = √(μ/λ)`
+    /// the cheapest split is `b = A + ρG`, `φ = Q + G/ρ` (so `∂b/∂x = −ρG/2 = −∂b/∂y`,
+    /// `∂φ/∂x = G/(2ρ) = −∂φ/∂y` at fixed `n`), and an interior `n` moves by `dn/dx = λ b_n/f''`,
+    /// `dn/dy = μ φ_n/f''` (implicit function theorem on `f'(n) = 0`). Zero for a dropped user.
+    pub fn response_jacobian(&self, k: usize, c: &Choice, lambda: f64, mu: f64) -> [f64; 4] {
+        let u = &self.users[k];
+        let RateModel::Linear { efficiency } = u.rate else {
+            return [f64::NAN; 4];
+        };
+        let n = c.tokens;
+        if !c.served || n <= 0.0 {
+            return [0.0; 4];
+        }
+        let d = self.slack_s(k);
+        let f = self.compute.flops_per_s;
+        let a = n * u.bits / (efficiency * d);
+        let q = self.compute.work(n) / (f * d);
+        let g = (a * q).sqrt();
+        let rho = (mu / lambda).sqrt();
+        let mut j = [-0.5 * rho * g, 0.5 * rho * g, 0.5 * g / rho, -0.5 * g / rho];
+        if c.curvature.is_finite() && c.curvature < 0.0 && g > 0.0 {
+            let a1 = u.bits / (efficiency * d);
+            let q1 = (self.compute.w1 + 2.0 * self.compute.w2 * n) / (f * d);
+            let g1 = (a1 * q + a * q1) / (2.0 * g);
+            let (bn, pn) = (a1 + rho * g1, q1 + g1 / rho);
+            let (dnx, dny) = (lambda * bn / c.curvature, mu * pn / c.curvature);
+            j[0] += bn * dnx;
+            j[1] += bn * dny;
+            j[2] += pn * dnx;
+            j[3] += pn * dny;
+        }
+        j
     }
 
     /// For fixed kept tokens `ns` (0 = dropped), the allocation with the least total bandwidth that

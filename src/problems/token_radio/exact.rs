@@ -17,7 +17,7 @@
 //! ([`cost::Prepared::allocate`]); bisection on `t` between an achievable and an unachievable level,
 //! bound = the unachievable one.
 
-use super::cost::{Choice, Prepared, Utility};
+use super::cost::{Choice, Prepared, RateModel, Utility};
 use super::{decisions_objective, Decision, Objective, TokenRadio, TokenRadioSolution};
 use crate::error::Result;
 use crate::solve::{Context, Outcome, Solver, SolverKind, Termination};
@@ -35,6 +35,8 @@ pub struct Demand {
     pub value: f64,
     /// `Σ value_ub` (a certified upper bound on the separable part).
     pub value_ub: f64,
+    /// `Σ [db/dx, db/dy, dφ/dx, dφ/dy]` (log-prices), when every rate is linear.
+    pub jacobian: Option<[f64; 4]>,
 }
 
 /// Users per rayon task (below this many users the responses run on the calling thread).
@@ -55,16 +57,35 @@ pub fn responses(p: &Prepared, lambda: f64, mu: f64, ut: Utility) -> Vec<Choice>
 }
 
 /// Sums of the best responses; `warm[k]` is user k's last kept-token count (NaN: none), used as
-/// the start of its Newton iteration and updated.
+/// the start of its Newton iteration and updated. With every rate linear, also the Jacobian sums
+/// `Σ [db/dx, db/dy, dφ/dx, dφ/dy]` in the log-prices ([`Prepared::response_jacobian`]).
 pub fn demand(p: &Prepared, lambda: f64, mu: f64, ut: Utility, warm: &mut [f64]) -> Demand {
+    let analytic = p
+        .users
+        .iter()
+        .all(|u| matches!(u.rate, RateModel::Linear { .. }));
     let one = |i: usize, g: &mut f64| {
         let c = p.best_response_from(i, lambda, mu, ut, *g);
         if c.served {
             *g = c.tokens;
         }
-        [c.bandwidth, c.share, c.value, c.value_ub]
+        let j = if analytic {
+            p.response_jacobian(i, &c, lambda, mu)
+        } else {
+            [0.0; 4]
+        };
+        [
+            c.bandwidth,
+            c.share,
+            c.value,
+            c.value_ub,
+            j[0],
+            j[1],
+            j[2],
+            j[3],
+        ]
     };
-    let add = |a: [f64; 4], b: [f64; 4]| [a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3]];
+    let add = |a: [f64; 8], b: [f64; 8]| std::array::from_fn(|i| a[i] + b[i]);
     let s = if warm.len() >= CHUNK {
         warm.par_chunks_mut(CHUNK / 2)
             .enumerate()
@@ -72,19 +93,20 @@ pub fn demand(p: &Prepared, lambda: f64, mu: f64, ut: Utility, warm: &mut [f64])
                 let base = c * (CHUNK / 2);
                 gs.iter_mut()
                     .enumerate()
-                    .fold([0.0; 4], |acc, (j, g)| add(acc, one(base + j, g)))
+                    .fold([0.0; 8], |acc, (j, g)| add(acc, one(base + j, g)))
             })
-            .reduce(|| [0.0; 4], add)
+            .reduce(|| [0.0; 8], add)
     } else {
         warm.iter_mut()
             .enumerate()
-            .fold([0.0; 4], |acc, (i, g)| add(acc, one(i, g)))
+            .fold([0.0; 8], |acc, (i, g)| add(acc, one(i, g)))
     };
     Demand {
         bandwidth: s[0],
         share: s[1],
         value: s[2],
         value_ub: s[3],
+        jacobian: analytic.then_some([s[4], s[5], s[6], s[7]]),
     }
 }
 
@@ -110,6 +132,9 @@ pub struct DualState<'a> {
     pub evals: u64,
     /// Warm starts of the users' kept tokens (see [`demand`]).
     pub warm: Vec<f64>,
+    /// Jacobian `[[∂r0/∂x, ∂r0/∂y], [∂r1/∂x, ∂r1/∂y]]` of the residual at the last evaluation
+    /// (analytic, every rate linear).
+    pub jacobian: Option<[f64; 4]>,
 }
 
 impl<'a> DualState<'a> {
@@ -120,6 +145,7 @@ impl<'a> DualState<'a> {
             bound: f64::INFINITY,
             evals: 0,
             warm: vec![f64::NAN; p.num_users()],
+            jacobian: None,
         }
     }
     /// `(log(Σb/B), log Σφ)` at log-prices `(x, y)`; records the dual value.
@@ -127,6 +153,10 @@ impl<'a> DualState<'a> {
         let (l, m) = (x.exp(), y.exp());
         let d = demand(self.p, l, m, self.ut, &mut self.warm);
         self.evals += 1;
+        self.jacobian = d.jacobian.map(|j| {
+            let (sb, sf) = (d.bandwidth.max(1e-300), d.share.max(1e-300));
+            [j[0] / sb, j[1] / sb, j[2] / sf, j[3] / sf]
+        });
         let dual = d.value_ub + l * self.p.bandwidth_hz + m;
         if dual.is_finite() && dual < self.bound {
             self.bound = dual;
@@ -151,10 +181,20 @@ fn newton(st: &mut DualState<'_>, x0: f64, y0: f64, ctx: &Context<'_>) -> (f64, 
         if norm(r) < 1e-12 || ctx.should_stop() {
             break;
         }
-        let rx = st.residual(x + h, y);
-        let ry = st.residual(x, y + h);
-        let (j11, j21) = ((rx.0 - r.0) / h, (rx.1 - r.1) / h);
-        let (j12, j22) = ((ry.0 - r.0) / h, (ry.1 - r.1) / h);
+        let (j11, j12, j21, j22) = match st.jacobian {
+            Some(j) => (j[0], j[1], j[2], j[3]),
+            None => {
+                // finite differences (Shannon users)
+                let rx = st.residual(x + h, y);
+                let ry = st.residual(x, y + h);
+                (
+                    (rx.0 - r.0) / h,
+                    (ry.0 - r.0) / h,
+                    (rx.1 - r.1) / h,
+                    (ry.1 - r.1) / h,
+                )
+            }
+        };
         let det = j11 * j22 - j12 * j21;
         let scale = (j11 * j22).abs() + (j12 * j21).abs();
         if !(det.abs() > 1e-6 * scale) || !det.is_finite() {

@@ -59,8 +59,8 @@
 //!    The solver does not assume this: it recovers a feasible primal and *reports the gap*.
 //! 4. *Shannon rate.* `C_k` is a 1-D convex minimisation over the upload time (`β(ns/t)` is convex
 //!    nondecreasing of the convex `ns/t`, with `β = r^{-1}` convex); convexity of `C_k` in `n` is not
-//!    proved here, the golden-section best response assumes unimodality (checked against the brute
-//!    force in the tests).
+//!    proved here; the Shannon best response (root of `f'`) assumes `f'` is nonincreasing (checked
+//!    against a fine grid in the unit tests and against the brute force in the tests).
 //! 5. *Non-concave accuracy curves* (profiled points with increasing slopes) break convexity for any
 //!    work model: `exact` is not applicable; `milp` solves a discretisation and takes its bound from the
 //!    dual of the concave envelope (valid for the original curve since the envelope majorises it).
@@ -70,7 +70,7 @@
 //! ## Solvers
 //! | name | kind | method |
 //! |---|---|---|
-//! | `exact` | exact | weighted sum: dual decomposition; prices by damped Newton on `(log λ, log μ)`, nested safeguarded secant (Illinois) as fallback; best responses by safeguarded Newton on `f'` with analytic `C'`, `C''` (linear rate; per-user upper bound from concavity) or golden section (Shannon); primal recovery, duality gap as bound; max-min: bisection on the accuracy level with the convex feasibility check of (1) |
+//! | `exact` | exact | weighted sum: dual decomposition; prices by damped Newton on `(log λ, log μ)`, nested safeguarded secant (Illinois) as fallback; best responses by safeguarded Newton on `f'` with analytic `C'`, `C''` (linear rate; per-user upper bound from concavity) or Illinois on `f'` with the envelope-theorem slope of `C` (Shannon; no certificate); primal recovery, duality gap as bound; max-min: bisection on the accuracy level with the convex feasibility check of (1) |
 //! | `milp` | exact | multiple-choice MILP over a grid of kept fractions × upload-time splits (HiGHS), bound = concave-envelope dual; any curve |
 //! | `dual-gradient` | gradient | projected gradient on the log-prices, same recovery, best dual value as bound |
 //! | `brute-force` | exact (within grid) | grid of kept fractions (K ≤ 3) with the convex allocation of (1) |
