@@ -610,7 +610,7 @@ pub fn memory_prices(p: &Prepared, lists: &[Vec<Cand>], iters: usize) -> Vec<f64
     let mut alpha = 1.0;
     let floors = Floors::new(p, lists);
     for _ in 0..iters {
-        let sub = subproblem(p, lists, &floors, &omega, &mu, 0.0);
+        let sub = subproblem(p, lists, &floors, &omega, &mu, 0.0, None);
         if sub.value > best {
             best = sub.value;
         } else {
