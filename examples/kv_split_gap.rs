@@ -1,5 +1,5 @@
 //! Gap of the `kv_split` heuristics on generated instances (development aid):
-//! `cargo run --release --example kv_split_gap -- [size] [seeds] [solvers,...]`.
+//! `cargo run --release --example kv_split_gap -- [size] [seeds] [solvers,...] [first seed]`.
 
 use edgeplan::catalog::Catalog;
 use edgeplan::problems::kv_split::{generate, milp::options_with_gap, KvSplit};
@@ -15,13 +15,11 @@ fn main() {
         .split(',')
         .map(String::from)
         .collect();
-    for seed in 0..seeds {
-        let p = KvSplit::prepare(
-            &generate::generate(size, 100 + seed).unwrap(),
-            Catalog::builtin(),
-        )
-        .unwrap();
-        let mut line = format!("{size} seed {}:", 100 + seed);
+    let first: u64 = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(100);
+    for seed in first..first + seeds {
+        let p =
+            KvSplit::prepare(&generate::generate(size, seed).unwrap(), Catalog::builtin()).unwrap();
+        let mut line = format!("{size} seed {seed}:");
         for name in &solvers {
             let o = if name == "milp" {
                 SolveOptions {

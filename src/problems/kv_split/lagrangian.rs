@@ -11,7 +11,12 @@
 //! - McCormick form (every association fixed): with `n_u ã_v ≥ ã_v − A_v (1 − n_u)` and
 //!   `n_u F_s(y) ≥ F_s(y) − F_s(0)(1 − n_u)` the term becomes `W_s F_s(y) + W_s Σ_v ã_v −
 //!   Σ_u ω_u (1 − n_u)(F_s(0) + Σ_{v≠u} A_v)` with `W_s = Σ_{u on s} ω_u`; separable per user plus `y`;
-//! - any convex combination `θ` of the two (θ ∈ {0, ¼, ½, ¾, 1} tried per iteration, best kept).
+//! - any convex combination `θ` of the two (θ ∈ {0, ¼, ½, ¾, 1} tried per iteration, best kept);
+//! - congestion form (mean objective): for the users not forced onto `s`,
+//!   `Σ_{u on s} ω_u Step_s ≥ Σ ω_u (φ_u − a_u) + Q_s²/W` with `Q_s = Σ_{u on s} √(w_u a_u)`
+//!   (Cauchy–Schwarz on `W_s A_s`); `Q_s` is dualised with `ν_s ≥ 0` (`+ν_s √(w_u a_j)` per
+//!   candidate, `−ν_s² W/4` per server), `ν_s` updated by a damped fixed point; tried every
+//!   iteration next to the others, the best kept.
 //!
 //! Shared weights: `y_sl` costs `θ W_s f_sl + μ_s w_l ≥ 0`, so `y` is the suffix from the lowest
 //! split `c*_s`; each server's subproblem enumerates `c*_s ∈ {0..L}` with its fixed users restricted to
@@ -65,6 +70,8 @@ pub struct Sub {
     pub pick: Vec<usize>,
     /// Server memory use of the subproblem's choices (fixed users' weights included).
     pub mem: Vec<f64>,
+    /// Per server: `Q_s = Σ √(w_u a_j)` over the non-forced users' picks (congestion form only).
+    pub q: Vec<f64>,
 }
 
 /// Solves the Lagrangian subproblem for user weights `omega` (summing to the objective's scale),
@@ -76,11 +83,22 @@ pub fn subproblem(
     omega: &[f64],
     mu: &[f64],
     theta: f64,
+    nu: Option<&[f64]>,
 ) -> Sub {
     let l = p.num_layers();
     let ns = p.servers.len();
     let all_fixed = p.users.iter().all(|u| u.fixed_server.is_some());
     let theta = if all_fixed { theta } else { 0.0 };
+    let wsum: f64 = p.users.iter().map(|u| u.weight).sum();
+    // congestion form (mean objective): Σ_{u∈D on s} ω_u Step_s ≥ Σ ω_u (φ_j − a_j) + Q_s²/W with
+    // Q_s = Σ √(w_u a_j) (Cauchy–Schwarz), Q_s dualised with ν_s: + ν_s √(w_u a_j) per candidate and
+    // min_Q (Q²/W − ν_s Q) = −ν_s² W / 4
+    let nu = nu.filter(|_| p.objective == Objective::MeanLatency && theta == 0.0);
+    let cs_q = |u: usize, c: &Cand| -> Option<f64> {
+        let s = c.0.server;
+        (nu.is_some() && c.0.admitted && c.0.split < l && floors.forced[u] != Some(s))
+            .then(|| (p.users[u].weight * c.1.work).sqrt())
+    };
     let on_server = |c: &Cand| c.0.admitted && c.0.split < l;
     // W_s and A_v
     let mut w_s = vec![0.0; ns];
@@ -102,7 +120,12 @@ pub fn subproblem(
         let cc = &c.1;
         if on_server(c) {
             let s = ch.server;
-            let own = omega[u] * (cc.lat + floors.step_lb(p, u, c));
+            let own = match (cs_q(u, c), nu) {
+                (Some(q), Some(nu)) => {
+                    omega[u] * (cc.lat + floors.step_lb(p, u, c) - cc.work) + nu[s] * q
+                }
+                _ => omega[u] * (cc.lat + floors.step_lb(p, u, c)),
+            };
             let mc = omega[u] * cc.lat + w_s[s] * cc.work;
             mu[s] * cc.srv_mem + theta * mc + (1.0 - theta) * own
         } else {
@@ -121,6 +144,9 @@ pub fn subproblem(
         .zip(&p.servers)
         .map(|(m, s)| m * s.memory_bytes)
         .sum::<f64>();
+    if let Some(nu) = nu {
+        value -= nu.iter().map(|v| v * v * wsum / 4.0).sum::<f64>();
+    }
     let mut mem = vec![0.0; ns];
     // decided users: independent
     for (u, up) in p.users.iter().enumerate() {
@@ -185,7 +211,18 @@ pub fn subproblem(
             }
         }
     }
-    Sub { value, pick, mem }
+    let mut q = vec![0.0; ns];
+    for (u, &j) in pick.iter().enumerate() {
+        if let Some(x) = cs_q(u, &lists[u][j]) {
+            q[lists[u][j].0.server] += x;
+        }
+    }
+    Sub {
+        value,
+        pick,
+        mem,
+        q,
+    }
 }
 
 /// The initial user weights `ω`: the objective's weights (mean), uniform (max).
@@ -253,6 +290,8 @@ pub fn subgradient(
     let mut omega = initial_omega(p);
     let floors = Floors::new(p, lists);
     let mut mu = vec![0.0; ns];
+    let mut nu_s = vec![0.0; ns];
+    let wsum: f64 = p.users.iter().map(|u| u.weight).sum();
     let (mut best_plan, mut ub) = (plan, value);
     let mut lb = f64::NEG_INFINITY;
     let mut alpha = 1.0;
@@ -265,9 +304,20 @@ pub fn subgradient(
         } else {
             &[0.0]
         };
-        let sub = thetas
+        let mut subs: Vec<Sub> = thetas
             .iter()
-            .map(|&t| subproblem(p, lists, &floors, &omega, &mu, t))
+            .map(|&t| subproblem(p, lists, &floors, &omega, &mu, t, None))
+            .collect();
+        if p.objective == Objective::MeanLatency {
+            let cs = subproblem(p, lists, &floors, &omega, &mu, 0.0, Some(&nu_s));
+            // ν_s: damped fixed point of the congestion form's optimality (Q*_s = ν_s W / 2)
+            for s in 0..ns {
+                nu_s[s] = 0.5 * nu_s[s] + cs.q[s] / wsum;
+            }
+            subs.push(cs);
+        }
+        let sub = subs
+            .into_iter()
             .max_by(|a, b| a.value.partial_cmp(&b.value).unwrap())
             .unwrap();
         if !lb.is_finite() || sub.value > lb + 1e-12 * lb.abs().max(1e-9) {
