@@ -23,7 +23,7 @@ def test_generate_and_solve(instance):
 
 def test_heuristic_not_better_than_milp(instance):
     best = edgeplan.solve(instance, "milp").objective
-    for s in ("local-search", "greedy", "lagrangian"):
+    for s in ("priced-search", "local-search", "greedy", "lagrangian"):
         r = edgeplan.solve(instance, s)
         assert r.ok
         assert r.objective >= best * (1 - 1e-6)

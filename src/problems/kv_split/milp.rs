@@ -43,7 +43,7 @@ impl Solver<KvSplit> for MilpSolver {
         SolverKind::Exact
     }
     fn description(&self) -> &'static str {
-        "HiGHS MILP over dominance-pruned per-user choices with shared-weight variables; warm-started from local search"
+        "HiGHS MILP over dominance-pruned per-user choices with shared-weight variables, step floors and congestion cuts; warm-started from priced-search"
     }
     fn solve(&self, p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplitSolution>> {
         if let Some(o) = no_candidates(p) {
