@@ -3,18 +3,19 @@
 //!
 //! Weighted sum. Relax `Σb ≤ B` with price λ and `Σφ ≤ 1` with price μ; the dual function
 //! `L(λ, μ) = λB + μ + Σ_k max_{n_k} [w_k A_k(n_k/N_k) − C_k(n_k; λ, μ)]` separates into 1-D concave
-//! best responses ([`cost::Prepared::best_response`]). Both budgets bind at the optimum (a free
+//! best responses ([`cost::Prepared::best_response`](super::cost::Prepared::best_response)). Both budgets bind at the optimum (a free
 //! resource would be used without limit to save the other), so the prices solve
-//! `Σb(λ, μ) = B`, `Σφ(λ, μ) = 1`: damped Newton on `(log λ, log μ)` with a finite-difference
-//! Jacobian, falling back (degenerate Jacobian when users sit at their bounds, or a gap above the
+//! `Σb(λ, μ) = B`, `Σφ(λ, μ) = 1`: damped Newton on `(log λ, log μ)` with the analytic Jacobian of
+//! the users' responses ([`cost::Prepared::response_jacobian`](super::cost::Prepared::response_jacobian); finite differences when a user has a
+//! Shannon rate), falling back (degenerate Jacobian when users sit at their bounds, or a gap above the
 //! tolerance) to nested Illinois root finding on the two monotone demands. Primal recovery: the best responses at the final prices,
 //! budgets scaled down by the (≈ 1e-12) excess, each kept count cut to what its resources carry
-//! ([`cost::Prepared::max_tokens`]). The bound is the least `L` evaluated (weak duality: valid for
+//! ([`cost::Prepared::max_tokens`](super::cost::Prepared::max_tokens)). The bound is the least `L` evaluated (weak duality: valid for
 //! any λ, μ ≥ 0); `optimal` is claimed when the relative gap is ≤ [`GAP_TOL`].
 //!
 //! Max-min: level `t` is achievable iff the least kept tokens reaching `t`
 //! (`n_k = N_k A_k^{-1}(t)`) fit the budgets, a convex feasibility check
-//! ([`cost::Prepared::allocate`]); bisection on `t` between an achievable and an unachievable level,
+//! ([`cost::Prepared::allocate`](super::cost::Prepared::allocate)); bisection on `t` between an achievable and an unachievable level,
 //! bound = the unachievable one.
 
 use super::cost::{Choice, Prepared, RateModel, Utility};
