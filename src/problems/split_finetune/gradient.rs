@@ -127,65 +127,69 @@ impl Solver<SplitFinetune> for ProjectedGradient {
             .iter()
             .map(|&(a, b)| (xs[a].0, ys[b].0))
             .collect();
-            let (mut u, mut w) = corners[0];
-            let mut fx = surrogate(u, w).0;
-            for &(a, b) in &corners[1..] {
-                let f = surrogate(a, b).0;
-                if f < fx {
-                    (u, w, fx) = (a, b, f);
+            // descend from each start whose surrogate value is finite (memoised vertices make the
+            // later starts cheap), rounding each final point to the corners of its cell
+            let mut cands = vec![];
+            for &(u0, w0) in &corners {
+                let (mut u, mut w) = (u0, w0);
+                if !surrogate(u, w).0.is_finite() {
+                    continue;
                 }
-            }
-            if !fx.is_finite() {
-                continue;
-            }
-            for _ in 0..60 {
-                steps += 1;
-                let (f0, gu, gw) = surrogate(u, w);
-                let norm = (gu * gu + gw * gw).sqrt();
-                if !norm.is_finite() || norm <= 1e-12 * f0.abs().max(1.0) {
-                    break;
-                }
-                let mut s = 0.5;
-                let mut moved = false;
-                while s >= 1.0 / 256.0 {
-                    let nu = (u - s * gu / norm).clamp(0.0, 1.0);
-                    let nw = (w - s * gw / norm).clamp(0.0, 1.0);
-                    let (f1, _, _) = surrogate(nu, nw);
-                    let dist = ((nu - u).powi(2) + (nw - w).powi(2)).sqrt();
-                    if dist > 0.0 && f1 <= f0 - 1e-4 * dist * norm {
-                        (u, w) = (nu, nw);
-                        moved = true;
+                for _ in 0..60 {
+                    steps += 1;
+                    let (f0, gu, gw) = surrogate(u, w);
+                    let norm = (gu * gu + gw * gw).sqrt();
+                    if !norm.is_finite() || norm <= 1e-12 * f0.abs().max(1.0) {
                         break;
                     }
-                    s /= 2.0;
-                }
-                if !moved {
-                    break;
-                }
-            }
-            // round: the best corner of the final cell
-            let (i, _) = cell(&xs, u);
-            let (j, _) = cell(&ys, w);
-            let mut cands = vec![];
-            for a in [i, (i + 1).min(nx)] {
-                for b in [j, (j + 1).min(ny)] {
-                    v(a, b);
-                    cands.push(Choice {
-                        cut,
-                        cf: xs[a].1,
-                        sf: ys[b].1,
-                    });
-                }
-            }
-            for ch in cands {
-                if let Some(Some(s)) = memo.get(&ch) {
-                    if best
-                        .as_ref()
-                        .is_none_or(|x| s.value.objective < x.value.objective)
-                    {
-                        ctx.incumbent(s.value.objective);
-                        best = Some(s.clone());
+                    let mut s = 0.5;
+                    let mut moved = false;
+                    while s >= 1.0 / 256.0 {
+                        let nu = (u - s * gu / norm).clamp(0.0, 1.0);
+                        let nw = (w - s * gw / norm).clamp(0.0, 1.0);
+                        let (f1, _, _) = surrogate(nu, nw);
+                        let dist = ((nu - u).powi(2) + (nw - w).powi(2)).sqrt();
+                        if dist > 0.0 && f1 <= f0 - 1e-4 * dist * norm {
+                            (u, w) = (nu, nw);
+                            moved = true;
+                            break;
+                        }
+                        s /= 2.0;
                     }
+                    if !moved {
+                        break;
+                    }
+                }
+                // round: the corners of the final cell
+                let (i, _) = cell(&xs, u);
+                let (j, _) = cell(&ys, w);
+                for a in [i, (i + 1).min(nx)] {
+                    for b in [j, (j + 1).min(ny)] {
+                        surrogate(xs[a].0, ys[b].0);
+                        cands.push(Choice {
+                            cut,
+                            cf: xs[a].1,
+                            sf: ys[b].1,
+                        });
+                    }
+                }
+            }
+            // the rounded corners, and every other vertex of this cut solved exactly on the way
+            // (start candidates, line-search probes): each is a checked feasible plan, and the
+            // descent on the surrogate may leave a better one behind (the surrogate takes lower
+            // bounds for pruned vertices and jumps at the fully frozen client level)
+            let mut seen: Vec<&Solved> = cands
+                .iter()
+                .filter_map(|ch| memo.get(ch)?.as_ref())
+                .collect();
+            seen.extend(memo.values().flatten().filter(|s| s.choice.cut == cut));
+            for s in seen {
+                if best
+                    .as_ref()
+                    .is_none_or(|x| s.value.objective < x.value.objective)
+                {
+                    ctx.incumbent(s.value.objective);
+                    best = Some(s.clone());
                 }
             }
         }
