@@ -129,7 +129,6 @@ impl Solver<SplitFinetune> for ProjectedGradient {
             .collect();
             // descend from each start whose surrogate value is finite (memoised vertices make the
             // later starts cheap), rounding each final point to the corners of its cell
-            let mut cands = vec![];
             for &(u0, w0) in &corners {
                 let (mut u, mut w) = (u0, w0);
                 if !surrogate(u, w).0.is_finite() {
@@ -166,24 +165,26 @@ impl Solver<SplitFinetune> for ProjectedGradient {
                 for a in [i, (i + 1).min(nx)] {
                     for b in [j, (j + 1).min(ny)] {
                         surrogate(xs[a].0, ys[b].0);
-                        cands.push(Choice {
-                            cut,
-                            cf: xs[a].1,
-                            sf: ys[b].1,
-                        });
                     }
                 }
             }
-            // the rounded corners, and every other vertex of this cut solved exactly on the way
-            // (start candidates, line-search probes): each is a checked feasible plan, and the
+            // the best vertex of this cut solved exactly: the rounded corners and every other one
+            // met on the way (starts, line-search probes), each a checked feasible plan; the
             // descent on the surrogate may leave a better one behind (the surrogate takes lower
-            // bounds for pruned vertices and jumps at the fully frozen client level)
-            let mut seen: Vec<&Solved> = cands
-                .iter()
-                .filter_map(|ch| memo.get(ch)?.as_ref())
-                .collect();
-            seen.extend(memo.values().flatten().filter(|s| s.choice.cut == cut));
-            for s in seen {
+            // bounds for pruned vertices and jumps at the fully frozen client level). Ties go to
+            // the smaller (client, server) level indices, so the answer does not depend on the
+            // memo's iteration order.
+            let here = memo
+                .values()
+                .flatten()
+                .filter(|s| s.choice.cut == cut)
+                .min_by(|x, y| {
+                    x.value
+                        .objective
+                        .total_cmp(&y.value.objective)
+                        .then((x.choice.cf, x.choice.sf).cmp(&(y.choice.cf, y.choice.sf)))
+                });
+            if let Some(s) = here {
                 if best
                     .as_ref()
                     .is_none_or(|x| s.value.objective < x.value.objective)
