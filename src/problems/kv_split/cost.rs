@@ -497,9 +497,15 @@ impl Prepared {
         cc.dev_mem <= up.memory_bytes * (1.0 + 1e-12) && cc.acc <= up.max_acc + 1e-12
     }
 
+    /// Step time of server `s` (s per decode step): the fixed part of the layers from the smallest
+    /// split `min_split` of its users on, plus the users' own work `work`.
+    pub fn server_step(&self, s: usize, min_split: usize, work: f64) -> f64 {
+        self.servers[s].fixed[min_split] + work
+    }
+
     /// Lower bound on the server step a user on server `s` at split `c` sees.
     pub fn step_lower_bound(&self, s: usize, c: usize, cc: &ChoiceCost) -> f64 {
-        self.servers[s].fixed[c] + cc.work
+        self.server_step(s, c, cc.work)
     }
 
     /// Dominance-pruned candidates of user `u` and the raw count. Exact: a pruned choice is never
@@ -655,7 +661,7 @@ impl Prepared {
             }
         }
         for (s, sv) in self.servers.iter().enumerate() {
-            ev.step_s[s] += sv.fixed[ev.min_split[s]];
+            ev.step_s[s] = self.server_step(s, ev.min_split[s], ev.step_s[s]);
             ev.server_mem[s] += sv.weights[ev.min_split[s]];
             if ev.server_mem[s] > sv.memory_bytes * (1.0 + 1e-9) {
                 ev.violations.push(format!(

@@ -131,7 +131,7 @@ impl<'a> State<'a> {
     /// Server step times.
     pub fn steps(&self) -> Vec<f64> {
         (0..self.p.servers.len())
-            .map(|s| self.p.servers[s].fixed[self.min_split(s)] + self.work[s])
+            .map(|s| self.p.server_step(s, self.min_split(s), self.work[s]))
             .collect()
     }
 
@@ -144,7 +144,7 @@ impl<'a> State<'a> {
         let mut steps = vec![0.0; ns];
         for (s, sv) in p.servers.iter().enumerate() {
             let ms = self.min_split(s);
-            steps[s] = sv.fixed[ms] + self.work[s];
+            steps[s] = p.server_step(s, ms, self.work[s]);
             let m = sv.weights[ms] + self.kv[s];
             viol += (m / sv.memory_bytes - 1.0).max(0.0);
         }

@@ -176,7 +176,7 @@ impl<'a> Fast<'a> {
     }
 
     fn step(&self, s: usize) -> f64 {
-        self.p.servers[s].fixed[self.minc[s]] + self.work[s]
+        self.p.server_step(s, self.minc[s], self.work[s])
     }
 
     fn target(&self, u: usize) -> f64 {
@@ -337,7 +337,11 @@ impl<'a> Fast<'a> {
         if check_mem && over > 0.0 {
             return None;
         }
-        let step = if n == 0 { 0.0 } else { sv.fixed[minc] + work };
+        let step = if n == 0 {
+            0.0
+        } else {
+            self.p.server_step(s, minc, work)
+        };
         let reserved = sv.fixed[held] + work + self.res_work[s];
         let others = if leaving {
             self.slack[s].min_except(u)
