@@ -21,7 +21,13 @@ fn main() {
             .store(false, std::sync::atomic::Ordering::Relaxed);
     }
     let devices = ["a100-80gb-pcie", "l40s", "rtx-4090", "jetson-agx-orin-64gb"];
-    let inst = catalog_instance(model, &devices, servers, 1).unwrap();
+    let mut inst = catalog_instance(model, &devices, servers, 1).unwrap();
+    if std::env::var("MOE_MAXLOAD").is_ok() {
+        inst.objective = edgeplan::problems::moe_placement::Objective::MaxLoad;
+    }
+    if let Ok(path) = std::env::var("MOE_DUMP") {
+        std::fs::write(&path, serde_json::to_string_pretty(&inst).unwrap()).unwrap();
+    }
     let p = MoePlacement::prepare(&inst, Catalog::builtin()).unwrap();
     let t = Instant::now();
     if which == "all" {
@@ -30,7 +36,10 @@ fn main() {
             mip_rel_gap: gap,
             ..Default::default()
         };
-        for name in ["greedy", "eplb", "milp"] {
+        for name in std::env::var("MOE_SOLVERS")
+            .unwrap_or("greedy,eplb,milp".into())
+            .split(",")
+        {
             let s = solve::find_solver::<MoePlacement>(&p, name).unwrap();
             let t = Instant::now();
             let r =

@@ -86,6 +86,21 @@ impl Worst for Termination {
     }
 }
 
+/// The deadline of a layer that starts now while `waiting` layers (itself included) have not
+/// started: its share `threads / waiting` of the time left (all of it when fewer layers than threads
+/// are left), so that every layer gets time and time saved on easy layers goes to later ones.
+pub fn fair_share(
+    deadline: Option<std::time::Instant>,
+    threads: f64,
+    waiting: usize,
+) -> Option<std::time::Instant> {
+    deadline.map(|d| {
+        let now = std::time::Instant::now();
+        let left = d.saturating_duration_since(now);
+        d.min(now + left.mul_f64((threads / waiting.max(1) as f64).min(1.0)))
+    })
+}
+
 /// The `milp` solver.
 pub struct MilpSolver;
 
@@ -118,12 +133,7 @@ impl Solver<MoePlacement> for MilpSolver {
             .map(|l| {
                 let w = warm.as_ref().map(|w| &w[l]);
                 let k = started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let dl = deadline.map(|d| {
-                    let now = std::time::Instant::now();
-                    let left = d.saturating_duration_since(now);
-                    let waiting = (p.layers - k) as f64;
-                    d.min(now + left.mul_f64((threads / waiting).min(1.0)))
-                });
+                let dl = fair_share(deadline, threads, p.layers - k);
                 model::solve_layer(p, l, Mode::Integer, &opts, dl, stop.clone(), w)
             })
             .collect();
