@@ -73,6 +73,7 @@ pub mod cost;
 pub mod eplb;
 pub mod generate;
 pub mod greedy;
+pub mod ils;
 pub mod instance;
 pub mod lp_round;
 pub mod migration;
@@ -302,6 +303,7 @@ impl Family for MoePlacement {
             Box::new(brute_force::BruteForce),
             Box::new(lp_round::LpRound),
             Box::new(greedy::Greedy),
+            Box::new(ils::Ils),
             Box::new(migration::Migration),
             Box::new(eplb::Eplb),
         ]
