@@ -1,5 +1,5 @@
 //! `greedy` against `ils` (with chosen parameters) on a bench instance, layer by layer totals:
-//! `cargo run --release --example moe_placement_ils -- deepseek-v2-lite 16 [rounds] [q,q,..] [seed]`
+//! `cargo run --release --example moe_placement_ils -- deepseek-v2-lite 16 [rounds] [q,q,..] [seed] [kick] [heavy]`
 //! (`catalog_instance(model, devices, servers, 1)`, latency objective). Prints the objective, its
 //! dispatch and compute parts, and the wall time of each.
 
@@ -32,6 +32,12 @@ fn main() {
     if let Some(s) = args.get(5).and_then(|a| a.parse().ok()) {
         prm.seed = s;
     }
+    if let Some(k) = args.get(6).and_then(|a| a.parse().ok()) {
+        prm.kick = k;
+    }
+    if let Some(h) = args.get(7).and_then(|a| a.parse().ok()) {
+        prm.heavy = h;
+    }
     let devices = ["a100-80gb-pcie", "l40s", "rtx-4090", "jetson-agx-orin-64gb"];
     let inst = catalog_instance(model, &devices, servers, 1).unwrap();
     let p = MoePlacement::prepare(&inst, Catalog::builtin()).unwrap();
@@ -48,4 +54,25 @@ fn main() {
         &i,
         t.elapsed().as_secs_f64(),
     );
+    if std::env::var("MOE_LP").is_ok() {
+        // per layer: the LP relaxation bound against greedy and ils
+        use edgeplan::problems::moe_placement::model::{solve_layer, Mode};
+        use edgeplan::solve::SolveOptions;
+        let mut tot = 0.0;
+        for l in 0..p.layers {
+            let opts = SolveOptions::default();
+            let r = solve_layer(&p, l, Mode::Relaxed, &opts, None, StopFlag::new(), None).unwrap();
+            let b = r.bound.unwrap_or(f64::NAN);
+            tot += b;
+            let (gv, iv) = (p.plan_layer_value(l, &g[l]), p.plan_layer_value(l, &i[l]));
+            println!(
+                "layer {l:2}: lp {b:.6} greedy +{:5.2} % ils +{:5.2} % (dispatch {:.6} load {:.6})",
+                100.0 * (gv.objective / b - 1.0),
+                100.0 * (iv.objective / b - 1.0),
+                iv.comm_s,
+                p.tau * iv.max_util
+            );
+        }
+        println!("lp total {tot:.5}");
+    }
 }

@@ -46,7 +46,7 @@ use std::time::Instant;
 pub const Q: &[u32] = &[4, 5, 6];
 
 /// Kicks (perturbation + descents) per layer (`--iterations` overrides).
-pub const ROUNDS: usize = 5;
+pub const ROUNDS: usize = 3;
 
 /// Relocations and swaps per kick.
 pub const KICK: usize = 3;
@@ -494,8 +494,11 @@ impl<'a> State<'a> {
             let o = self.reroute_out(e);
             old.push(o);
         }
-        if self.exact {
-            // the objective sees the joint routing: re-route the other replicated experts too
+        let ch = mv.changes();
+        let recount = ch.len() % 2 == 1 || (ch.len() == 2 && ch[0].1 != ch[1].1);
+        if self.exact && recount {
+            // a copy added or dropped: the objective sees the joint routing, so the other
+            // replicated experts are re-routed too
             for e in 0..self.w.len() {
                 if self.holders[e].len() > 1 && !es[..n].contains(&e) {
                     self.take_out(e);
