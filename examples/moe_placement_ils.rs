@@ -38,6 +38,7 @@ fn main() {
     if let Some(h) = args.get(7).and_then(|a| a.parse().ok()) {
         prm.heavy = h;
     }
+
     let devices = ["a100-80gb-pcie", "l40s", "rtx-4090", "jetson-agx-orin-64gb"];
     let inst = catalog_instance(model, &devices, servers, 1).unwrap();
     let p = MoePlacement::prepare(&inst, Catalog::builtin()).unwrap();

@@ -51,6 +51,9 @@ pub const ROUNDS: usize = 3;
 /// Relocations and swaps per kick.
 pub const KICK: usize = 3;
 
+/// Most trial moves per layer.
+pub const TRIALS: usize = 400_000;
+
 /// Re-replication moves add a copy of one of this many heaviest experts.
 pub const HEAVY: usize = 8;
 
@@ -175,37 +178,38 @@ impl<'a> State<'a> {
         st
     }
 
-    fn util(&self, s: usize) -> f64 {
-        self.acts[s] * self.k[s]
-    }
-
-    fn max_util(&self) -> f64 {
-        (0..self.k.len())
-            .map(|s| self.util(s))
-            .fold(0.0f64, f64::max)
-    }
-
     /// The layer objective under the search's routing (a capacity excess is penalised).
     fn objective(&self) -> f64 {
-        let p = self.p;
-        let m = self.max_util();
-        p.comm_weight() * self.comm
-            + p.load_weight() * m
-            + self.hold_cost
-            + 1e6 * (m - p.layer_cap).max(0.0)
+        self.key_with(&[], self.comm, self.hold_cost, true).0
     }
 
-    /// The descent's score: the objective with the busiest utilisation `m` replaced by the smooth
-    /// maximum `‖u‖_P = m (Σ_s (u_s/m)^P)^{1/P}`, `P = 2^q` (at most `S^{1/P}` times `m`), which
-    /// credits a lower load on any server near the maximum and so walks plateaus of tied servers.
-    fn soft(&self) -> f64 {
+    /// The descent's key: the smooth score, or with `exact` the objective first and the smooth
+    /// score on ties.
+    fn key(&self) -> (f64, f64) {
+        self.key_with(&[], self.comm, self.hold_cost, self.exact)
+    }
+
+    /// The key with the loads of some servers replaced (`(server, activations/s)`) and the given
+    /// dispatch sum and holding cost. The smooth score is the objective with the busiest
+    /// utilisation `m` replaced by the smooth maximum `‖u‖_P = m (Σ_s (u_s/m)^P)^{1/P}`, `P = 2^q`
+    /// (at most `S^{1/P}` times `m`), which credits a lower load on any server near the maximum and
+    /// so walks plateaus of tied servers.
+    fn key_with(
+        &self,
+        over: &[(usize, f64)],
+        comm: f64,
+        hold_cost: f64,
+        exact: bool,
+    ) -> (f64, f64) {
         let p = self.p;
-        let m = self.max_util();
+        let u = |s: usize| over.iter().find(|o| o.0 == s).map_or(self.acts[s], |o| o.1) * self.k[s];
+        let m = (0..self.k.len()).map(u).fold(0.0f64, f64::max);
+        let base = p.comm_weight() * comm + hold_cost + 1e6 * (m - p.layer_cap).max(0.0);
         let mut z = 0.0;
         if m > 0.0 {
             let inv = 1.0 / m;
             for s in 0..self.k.len() {
-                let mut r = self.util(s) * inv;
+                let mut r = u(s) * inv;
                 for _ in 0..self.q {
                     r *= r;
                 }
@@ -217,20 +221,48 @@ impl<'a> State<'a> {
         } else {
             0.0
         };
-        p.comm_weight() * self.comm
-            + p.load_weight() * smooth
-            + self.hold_cost
-            + 1e6 * (m - p.layer_cap).max(0.0)
+        let soft = base + p.load_weight() * smooth;
+        if exact {
+            (base + p.load_weight() * m, soft)
+        } else {
+            (soft, 0.0)
+        }
     }
 
-    /// The descent's key: the smooth score, or with `exact` the objective first and the smooth
-    /// score on ties.
-    fn key(&self) -> (f64, f64) {
-        if self.exact {
-            (self.objective(), self.soft())
-        } else {
-            (self.soft(), 0.0)
+    /// The key after a relocation or swap of experts held once, without applying it (their
+    /// routing is their one holder); `None` for other moves.
+    fn quick_key(&self, mv: &Move) -> Option<(f64, f64)> {
+        let ch = mv.changes();
+        let single = |e: usize| self.holders[e].len() == 1;
+        let (s, e, t) = match ch.len() {
+            2 if ch[0].1 == ch[1].1 && !ch[0].2 && ch[1].2 => (ch[0].0, ch[0].1, ch[1].0),
+            4 if !ch[0].2 && ch[1].2 && !ch[2].2 && ch[3].2 => (ch[0].0, ch[0].1, ch[1].0),
+            _ => return None,
+        };
+        if !single(e) {
+            return None;
         }
+        let l = self.l;
+        let p = self.p;
+        let mut ds = -self.w[e];
+        let mut comm = self.comm;
+        let mut hc = self.hold_cost - p.hold_cost(l, s, e) + p.hold_cost(l, t, e);
+        for (h, &d) in self.dem[e].iter().enumerate() {
+            comm += d * (self.c[h][t] - self.c[h][s]);
+        }
+        if ch.len() == 4 {
+            let f = ch[2].1;
+            if !single(f) || ch[2].0 != t || ch[3].0 != s || ch[3].1 != f {
+                return None;
+            }
+            ds += self.w[f];
+            hc += p.hold_cost(l, s, f) - p.hold_cost(l, t, f);
+            for (h, &d) in self.dem[f].iter().enumerate() {
+                comm += d * (self.c[h][s] - self.c[h][t]);
+            }
+        }
+        let over = [(s, self.acts[s] + ds), (t, self.acts[t] - ds)];
+        Some(self.key_with(&over, comm, hc, self.exact))
     }
 
     /// Routes expert `e` given the other experts' loads `acts` (without `e`): per-server amounts
@@ -606,7 +638,7 @@ impl<'a> State<'a> {
         let mut moves = 0;
         let mut cands = vec![];
         loop {
-            if w.stop.now() {
+            if w.stop.now() || w.trials >= w.budget {
                 break;
             }
             self.neighbourhood(w.heavy, &mut cands);
@@ -615,6 +647,15 @@ impl<'a> State<'a> {
             for &mv in &cands {
                 if !self.valid(&mv) {
                     continue;
+                }
+                w.trials += 1;
+                if w.trials > w.budget {
+                    break;
+                }
+                if let Some(k) = self.quick_key(&mv) {
+                    if !key_lower(k, cur) {
+                        continue;
+                    }
                 }
                 let u = self.apply(mv);
                 let sc = self.key();
@@ -732,6 +773,9 @@ impl<'a> State<'a> {
 /// What the descents share: the random stream, the heavy experts, the stop, the best holdings.
 struct Walk<'h> {
     rng: ChaCha8Rng,
+    /// Trials evaluated so far, and the most allowed.
+    trials: usize,
+    budget: usize,
     heavy: &'h [usize],
     stop: Stop,
     best: Best,
@@ -762,6 +806,8 @@ pub struct Params {
     /// the last.
     pub q: Vec<u32>,
     pub seed: u64,
+    /// Most trial moves evaluated per layer (bounds the time on large layers).
+    pub trials: usize,
 }
 
 impl Default for Params {
@@ -772,6 +818,7 @@ impl Default for Params {
             heavy: HEAVY,
             q: Q.to_vec(),
             seed: 0,
+            trials: TRIALS,
         }
     }
 }
@@ -793,6 +840,8 @@ fn search_hold(
     let mut w = Walk {
         rng: ChaCha8Rng::seed_from_u64(prm.seed ^ (l as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
         heavy: &heavy,
+        trials: 0,
+        budget: prm.trials,
         stop,
         best: Best {
             obj: st.objective(),
@@ -806,7 +855,7 @@ fn search_hold(
     }
     moves += st.exact_descent(&mut w);
     for _ in 0..prm.rounds {
-        if w.stop.now() {
+        if w.stop.now() || w.trials >= w.budget {
             break;
         }
         let before = w.best.obj;
@@ -840,17 +889,19 @@ pub fn search(
     (State::new(p, l, hold).plan(), moves)
 }
 
-/// The `ils` layer plan: search from `greedy`'s plan, routing LP polish, never worse than `greedy`.
+/// The `ils` layer plan: search from `greedy`'s plan (the search until `search_deadline`, the rest
+/// until `deadline`), routing LP polish, never worse than `greedy`.
 pub fn layer_plan(
     p: &Prepared,
     l: usize,
     eplb: Option<&LayerPlan>,
     prm: &Params,
+    search_deadline: Option<Instant>,
     deadline: Option<Instant>,
     stop: StopFlag,
 ) -> (LayerPlan, usize) {
     let (g, gm) = greedy::layer_plan(p, l, eplb, deadline, stop.clone());
-    let (s, m) = search(p, l, &g, prm, deadline, stop.clone());
+    let (s, m) = search(p, l, &g, prm, search_deadline, stop.clone());
     let s = greedy::polish(p, l, s, deadline, stop);
     (greedy::pick(p, l, g, s), gm + m)
 }
@@ -863,14 +914,25 @@ pub fn plans_with(
     stop: StopFlag,
 ) -> (Vec<LayerPlan>, usize) {
     let ep = eplb::eplb_plans(p);
+    // under a deadline each layer's search gets its fair share of the time left when it starts
+    // (threads / layers not started yet), so late layers are searched too
+    let threads = rayon::current_num_threads().max(1) as f64;
+    let started = std::sync::atomic::AtomicUsize::new(0);
     let res: Vec<(LayerPlan, usize)> = (0..p.layers)
         .into_par_iter()
         .map(|l| {
+            let k = started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let share = deadline.map(|d| {
+                let now = Instant::now();
+                let left = d.saturating_duration_since(now);
+                d.min(now + left.mul_f64((threads / (p.layers - k) as f64).min(1.0)))
+            });
             layer_plan(
                 p,
                 l,
                 ep.as_ref().map(|v| &v[l]),
                 prm,
+                share,
                 deadline,
                 stop.clone(),
             )
