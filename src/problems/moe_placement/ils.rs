@@ -2,33 +2,40 @@
 //! every trial with the layer objective of `cost.rs` (dispatch + combine, step window × busiest
 //! server, migration) under a home-aware routing, started from the `greedy` plan.
 //!
-//! Why the `greedy` is far off on the latency objective (DeepSeek-V2-Lite, 16 heterogeneous
-//! servers): its local search only moves the busiest server's experts and compares the exact
-//! maximum, so where several servers share the maximum (water-filling equalises the holders of a
-//! replicated expert) no single move lowers it, and a move that lowers the dispatch time by
-//! bringing an expert home is rejected when it raises the load anywhere near the maximum. Its
-//! routing also uses one share vector for every home. Layer 0: greedy 0.02759 (load term 0.01740,
-//! 32 % above the balanced 0.01319), this search 0.0219 (load 0.01329).
+//! Why `greedy` is far off on the latency objective (DeepSeek-V2-Lite, 16 heterogeneous servers):
+//! its local search only moves the busiest server's experts and compares the exact maximum, so
+//! where several servers share the maximum (water-filling equalises the holders of a replicated
+//! expert) no single move lowers it, and a move that lowers the dispatch time by bringing an expert
+//! nearer its homes is rejected when it raises a load anywhere near the maximum; its routing also
+//! uses one share vector for every home. Layer 0: greedy 0.02759 (load term 0.01740, 32 % above
+//! the balanced 0.01319, three L40S servers at half the load of the others), `ils` ≈ 0.0219 (load
+//! term 0.0134).
 //!
 //! Routing during the search: an expert held once goes to its holder; a replicated expert's demand
-//! is water-filled over its holders (lowest common utilisation given the other experts' loads) and
-//! the homes are assigned to the filled amounts by row regret (Vogel), so a home's own copy serves
-//! its own tokens first. After every accepted move the replicated experts are re-routed. The final
-//! routing is the routing LP on the final holdings where small enough (`greedy::polish`).
+//! is water-filled over its holders (lowest common utilisation given the other experts' loads), or,
+//! in the exact descent, sent into the room below the busiest other server; the homes are assigned
+//! to the resulting amounts by row regret (Vogel), so a home's own copy serves its own tokens
+//! first. After every accepted move the replicated experts are re-routed. The final routing is the
+//! routing LP on the final holdings where small enough (`greedy::polish`).
 //!
 //! Moves (all keep slots, coverage and the replication budget): relocate a copy to a server with a
 //! free slot, swap two copies between servers, add a copy (budget left), drop an extra copy, and
 //! re-replicate (drop an extra copy, add a copy of one of the [`HEAVY`] heaviest experts anywhere).
-//! A descent scans the whole neighbourhood in random order and applies every improving trial (first
-//! improvement). The smooth descents score the objective with the busiest utilisation replaced by
-//! the `2^q`-norm of the utilisations (q in [`Q`], coarse to sharp), which credits a lower load on
-//! any server near the maximum and so walks plateaus of tied servers; an exact descent then takes
+//! A descent scans the whole neighbourhood in random order and applies every improving trial
+//! (first improvement; relocations and swaps of experts held once are scored without applying
+//! them). The smooth descents score the objective with the busiest utilisation replaced by the
+//! `2^q`-norm of the utilisations (`q` in [`Q`], coarse to sharp), which credits a lower load on
+//! any server near the maximum and so walks plateaus of tied servers; the exact descent then takes
 //! the moves that lower the objective itself (ties: the smooth score), e.g. dispatch savings that
-//! do not raise the busiest server. Then [`ROUNDS`] kicks (a few random relocations and swaps,
-//! then both descents), restarting from the best holdings when a kick does not improve them.
+//! do not raise the busiest server (a trial that adds or drops a copy re-routes every replicated
+//! expert). Then [`ROUNDS`] kicks ([`KICK`] random relocations and swaps, then both descents),
+//! restarting from the best holdings when a kick does not improve them. At most [`TRIALS`] trial
+//! moves per layer; under a deadline each layer gets its fair share of the time left when it
+//! starts.
 //!
 //! Per layer the better of this and the `greedy` plan is kept, so it is never worse than `greedy`
-//! (hence never worse than EPLB) layer by layer.
+//! (hence never worse than EPLB) layer by layer. `lp-round` runs the same search from its rounded
+//! LP holdings.
 
 use super::cost::{LayerPlan, Prepared, Route};
 use super::greedy::{self, Move};

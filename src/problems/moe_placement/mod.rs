@@ -63,7 +63,8 @@
 //! `brute-force` (exact:
 //! enumerate holdings, routing LP), `lp-round` (gradient kind: LP relaxation bound + rounding +
 //! repair + routing LP), `greedy` (replicate by marginal load, LPT onto heterogeneous servers,
-//! water-filling routing, move/swap local search, never worse than EPLB), `migration` (rebalancing
+//! water-filling routing, move/swap local search, never worse than EPLB), `ils` (iterated local
+//! search per layer from `greedy`, scored with the true layer objective), `migration` (rebalancing
 //! from the current placement with the fewest moves reaching a load target), `eplb` (baseline).
 
 #![allow(clippy::needless_range_loop)]
