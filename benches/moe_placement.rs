@@ -4,13 +4,14 @@
 //!   L40S, RTX 4090, Jetson AGX Orin, twice), latency objective, proven optimum;
 //! - `greedy/58x256x32`, `eplb/58x256x32`: 58 layers × 256 experts on 32 servers (DeepSeek-V3's
 //!   shape, explicit sizes);
-//! - `greedy/mixtral-8x7b-32x8-s8`, `lp-round/mixtral-8x7b-32x8-s8`;
+//! - `greedy/mixtral-8x7b-32x8-s8`, `ils/mixtral-8x7b-32x8-s8`, `lp-round/mixtral-8x7b-32x8-s8`;
 //! - `branch-and-bound/mixtral-8x7b-32x8-s8-maxload`: the same servers under the `max_load` objective
 //!   (EPLB's metric), proven optimum by the combinatorial search (no time limit).
 //!
 //! Printed once before the criterion groups (one run each, too slow for criterion's 10 samples):
-//! DeepSeek-V2-Lite (26 MoE layers × 64 experts) on 16 servers, MILP to a 1 % gap with a 30 s limit.
-//! `MOE_GAP=n` also prints the gap of `greedy`, `lp-round` and `eplb` to the MILP's bound over `n`
+//! DeepSeek-V2-Lite (26 MoE layers × 64 experts) on 16 servers, MILP to a 1 % gap with a 30 s limit,
+//! then `greedy` and `ils` against its bound.
+//! `MOE_GAP=n` also prints the gap of `greedy`, `ils`, `lp-round` and `eplb` to the MILP's bound over `n`
 //! generated `4x16x6` instances of each objective.
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -51,11 +52,18 @@ fn one_shot() {
         g.objective,
         g.objective.unwrap() / r.bound.unwrap() - 1.0
     );
+    let i = solve(&p, "ils", &SolveOptions::default());
+    eprintln!(
+        "one-shot ils/deepseek-v2-lite-26x64-s16: time {:.3} s objective {:?} (gap to milp bound {:.4})",
+        i.wall_time_s,
+        i.objective,
+        i.objective.unwrap() / r.bound.unwrap() - 1.0
+    );
 }
 
 fn gap_report(n: u64) {
     for suffix in ["", "-maxload"] {
-        let mut rows: Vec<(String, Vec<f64>)> = ["greedy", "lp-round", "eplb"]
+        let mut rows: Vec<(String, Vec<f64>)> = ["greedy", "ils", "lp-round", "eplb"]
             .iter()
             .map(|s| (s.to_string(), vec![]))
             .collect();
@@ -129,6 +137,9 @@ fn benches(c: &mut Criterion) {
     });
     g.bench_function("greedy/mixtral-8x7b-32x8-s8", |b| {
         b.iter(|| black_box(solve(&mix, "greedy", &opts)))
+    });
+    g.bench_function("ils/mixtral-8x7b-32x8-s8", |b| {
+        b.iter(|| black_box(solve(&mix, "ils", &opts)))
     });
     g.bench_function("lp-round/mixtral-8x7b-32x8-s8", |b| {
         b.iter(|| black_box(solve(&mix, "lp-round", &opts)))

@@ -110,7 +110,7 @@ fn brute_force_agrees_with_milp() {
             t => panic!("seed {seed}: brute force ended {t:?}"),
         }
         // every other solver: feasible output at least as bad as the optimum, or no claim
-        for name in ["lp-round", "greedy", "eplb", "migration"] {
+        for name in ["lp-round", "greedy", "ils", "eplb", "migration"] {
             let s = solve::find_solver::<MoePlacement>(&p, name).unwrap();
             if s.supports(&p).is_err() {
                 continue;
@@ -164,7 +164,8 @@ fn every_solver_output_passes_evaluate() {
             if s.supports(&p).is_err() {
                 continue;
             }
-            let r = run(&p, s.name());
+            // a time limit keeps the exact solvers short (their incumbent must pass too)
+            let r = run_for(&p, s.name(), 5.0);
             let ev = r
                 .evaluation
                 .as_ref()
@@ -219,13 +220,100 @@ fn greedy_never_worse_than_eplb_on_max_load() {
     }
 }
 
+/// `ils` on tiny instances: never below the brute-force optimum, at it on most, close on all.
+#[test]
+fn ils_near_brute_force_on_tiny_instances() {
+    let (mut compared, mut at_optimum) = (0, 0);
+    let mut worst: f64 = 1.0;
+    for seed in 0..80 {
+        let p = prep(&tiny(seed));
+        if !p.fully_connected() {
+            continue;
+        }
+        let b = run(&p, "brute-force");
+        if b.status.termination != Termination::Optimal {
+            continue;
+        }
+        let r = run(&p, "ils");
+        assert!(r.evaluation.as_ref().unwrap().feasible, "seed {seed}");
+        let (bo, io) = (b.objective.unwrap(), r.objective.unwrap());
+        assert!(
+            io >= bo * (1.0 - 1e-6) - 1e-12,
+            "seed {seed}: ils {io} < optimum {bo}"
+        );
+        compared += 1;
+        if io <= bo * (1.0 + 1e-6) + 1e-12 {
+            at_optimum += 1;
+        }
+        worst = worst.max(io / bo);
+    }
+    assert!(compared >= 30, "only {compared} instances");
+    assert!(
+        at_optimum * 10 >= compared * 9,
+        "ils optimal on {at_optimum} of {compared}"
+    );
+    eprintln!("ils at the optimum on {at_optimum} of {compared}, worst ratio {worst}");
+    assert!(worst <= 1.2, "worst ils / optimum {worst}");
+}
+
+/// `ils` starts from the `greedy` plan and keeps the better per layer: its objective is never
+/// worse, on both objectives, with and without a current placement; under `max_load` every
+/// layer's busiest server is at most EPLB's.
+#[test]
+fn ils_never_worse_than_greedy() {
+    for seed in 0..8 {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let e = [8, 16][rng.random_range(0..2)];
+        let s = [3, 4, 6][rng.random_range(0..3)];
+        let mut inst = table_instance(2, e, s, seed);
+        inst.replication_budget = rng.random_range(0..=s);
+        if seed % 2 == 1 {
+            inst.objective = Objective::MaxLoad;
+        }
+        if seed % 4 == 2 {
+            inst.current_placement = Some(
+                (0..2)
+                    .map(|_| {
+                        (0..s)
+                            .map(|v| (0..e as u32).filter(|x| *x as usize % s == v).collect())
+                            .collect()
+                    })
+                    .collect(),
+            );
+            inst.migration_cost_per_byte = 1e-12;
+        }
+        let p = prep(&inst);
+        let g = run(&p, "greedy");
+        let i = run(&p, "ils");
+        let ev = i.evaluation.as_ref().unwrap();
+        assert!(ev.feasible, "seed {seed}: {:?}", ev.violations);
+        let (go, io) = (g.objective.unwrap(), i.objective.unwrap());
+        assert!(
+            io <= go * (1.0 + 1e-9),
+            "seed {seed}: ils {io} > greedy {go}"
+        );
+        if inst.objective == Objective::MaxLoad && inst.current_placement.is_none() {
+            if let Some(ep) = eplb_plans(&p) {
+                let e_ev = MoePlacement::evaluate(&p, &MoeSolution::from_plans(&p, &ep));
+                for l in 0..p.layers {
+                    let il = ev.metrics["layers"][l]["max_utilization"].as_f64().unwrap();
+                    let el = e_ev.metrics["layers"][l]["max_utilization"]
+                        .as_f64()
+                        .unwrap();
+                    assert!(il <= el * (1.0 + 1e-9), "seed {seed} layer {l}");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn latency_heuristic_against_milp_bound() {
     for seed in 0..2 {
         let p = prep(&MoePlacement::generate("2x8x3", 100 + seed).unwrap());
         let m = run_for(&p, "milp", 5.0);
         let bound = m.bound.unwrap();
-        for name in ["greedy", "lp-round"] {
+        for name in ["greedy", "lp-round", "ils"] {
             let r = run(&p, name);
             let o = r.objective.unwrap();
             assert!(

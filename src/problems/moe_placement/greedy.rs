@@ -79,15 +79,15 @@ pub fn construct(p: &Prepared, l: usize) -> Vec<Vec<bool>> {
     hold
 }
 
-/// A local search move: up to four `(server, expert, held)` changes.
-#[derive(Clone, Copy)]
-struct Move {
+/// A local search move: up to four `(server, expert, held)` changes (also `ils`'s).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Move {
     n: usize,
     c: [(usize, usize, bool); 4],
 }
 
 impl Move {
-    fn of(changes: &[(usize, usize, bool)]) -> Self {
+    pub(super) fn of(changes: &[(usize, usize, bool)]) -> Self {
         let mut c = [(0, 0, false); 4];
         c[..changes.len()].copy_from_slice(changes);
         Move {
@@ -95,11 +95,11 @@ impl Move {
             c,
         }
     }
-    fn changes(&self) -> &[(usize, usize, bool)] {
+    pub(super) fn changes(&self) -> &[(usize, usize, bool)] {
         &self.c[..self.n]
     }
     /// The distinct experts touched (a move touches at most two).
-    fn experts(&self) -> ([usize; 2], usize) {
+    pub(super) fn experts(&self) -> ([usize; 2], usize) {
         let mut es = [usize::MAX; 2];
         let mut n = 0;
         for &(_, e, _) in self.changes() {

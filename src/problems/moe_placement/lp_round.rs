@@ -2,13 +2,15 @@
 //! layer model (holdings in [0, 1]) gives a lower bound; rounding keeps, for each expert in order of
 //! demand, the server with the largest fractional holding that has a free slot, then adds copies by
 //! decreasing fractional value within the slots and the replication budget; repair: the routing LP
-//! on the rounded holdings, and if it is infeasible (compute capacity) or worse, the greedy local
-//! search from the rounded holdings. The reported bound is the sum of the per-layer LP bounds.
+//! on the rounded holdings, and the greedy local search then the `ils` search (with routing LP
+//! polish) from the rounded holdings, the best kept (the LP's holdings are a better start for
+//! `ils` than greedy's on the latency objective: DeepSeek-V2-Lite on 16 servers 0.5761 against
+//! 0.5797). The reported bound is the sum of the per-layer LP bounds.
 
 use super::cost::{LayerPlan, Prepared};
-use super::greedy;
 use super::model::{self, Mode};
 use super::{finish, MoePlacement};
+use super::{greedy, ils};
 use crate::error::Result;
 use crate::solve::milp::MilpStatus;
 use crate::solve::{Context, NoObserver, Outcome, Solver, SolverKind, StopFlag, Termination};
@@ -79,14 +81,18 @@ fn layer(
         return Ok((None, None, false));
     };
     let hold = round(p, l, &lm.holding_values(p, x));
-    let r = model::solve_layer(p, l, Mode::Fixed(&hold), opts, deadline, stop, None)?;
+    let r = model::solve_layer(p, l, Mode::Fixed(&hold), opts, deadline, stop.clone(), None)?;
     let mut plan = match (r.status, r.plan) {
         (MilpStatus::Optimal, Some(pl)) => Some(pl),
         _ => None,
     };
-    // repair and improvement: the local search from the rounded holdings (kept when better)
+    // repair and improvement: the `greedy` and `ils` local searches from the rounded holdings
+    // (kept when better)
     if p.fully_connected() {
         let (rep, _) = greedy::improve(p, l, hold, deadline);
+        let (its, _) = ils::search(p, l, &rep, &ils::Params::default(), deadline, stop.clone());
+        let its = greedy::polish(p, l, its, deadline, stop);
+        let rep = greedy::pick(p, l, rep, its);
         plan = Some(match plan {
             Some(pl) => greedy::pick(p, l, pl, rep),
             None => rep,
@@ -106,7 +112,7 @@ impl Solver<MoePlacement> for LpRound {
         SolverKind::Gradient
     }
     fn description(&self) -> &'static str {
-        "LP relaxation per layer (bound), rounding by fractional holdings, routing LP, greedy repair"
+        "LP relaxation per layer (bound), rounding by fractional holdings, routing LP, greedy and ils repair"
     }
     fn solve(&self, p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<super::MoeSolution>> {
         if !p.enough_slots() {

@@ -63,7 +63,8 @@
 //! `brute-force` (exact:
 //! enumerate holdings, routing LP), `lp-round` (gradient kind: LP relaxation bound + rounding +
 //! repair + routing LP), `greedy` (replicate by marginal load, LPT onto heterogeneous servers,
-//! water-filling routing, move/swap local search, never worse than EPLB), `migration` (rebalancing
+//! water-filling routing, move/swap local search, never worse than EPLB), `ils` (iterated local
+//! search per layer from `greedy`, scored with the true layer objective), `migration` (rebalancing
 //! from the current placement with the fewest moves reaching a load target), `eplb` (baseline).
 
 #![allow(clippy::needless_range_loop)]
@@ -74,6 +75,7 @@ pub mod cost;
 pub mod eplb;
 pub mod generate;
 pub mod greedy;
+pub mod ils;
 pub mod instance;
 pub mod lp_round;
 pub mod migration;
@@ -304,6 +306,7 @@ impl Family for MoePlacement {
             Box::new(brute_force::BruteForce),
             Box::new(lp_round::LpRound),
             Box::new(greedy::Greedy),
+            Box::new(ils::Ils),
             Box::new(migration::Migration),
             Box::new(eplb::Eplb),
         ]
