@@ -111,6 +111,49 @@ fn milp_matches_brute_force_on_random_tiny_instances() {
     assert!(feasible >= 150, "only {feasible} feasible instances");
 }
 
+/// The MILP's cuts (floors, Cauchy–Schwarz congestion cuts, max-latency congestion rows) alone,
+/// without the warm start and its step caps, and its root bound (one node): never above the brute
+/// force optimum, and the cold solve reaches it.
+#[test]
+fn cold_milp_and_its_root_bound_match_brute_force_on_tiny_instances() {
+    let mut checked = 0;
+    for (k, suffix) in ["", "-max", "-fixed"].iter().enumerate() {
+        for seed in 0..60u64 {
+            let inst =
+                generate::generate(&format!("tiny{suffix}"), 7000 + 100 * k as u64 + seed).unwrap();
+            let p = prep(&inst);
+            let bf = run(&p, "brute-force");
+            let Some(best) = bf.objective else { continue };
+            let s = solve::find_solver::<KvSplit>(&p, "milp").unwrap();
+            for nodes in [None, Some(1)] {
+                let o = SolveOptions {
+                    warm_start: false,
+                    iteration_limit: nodes,
+                    ..SolveOptions::default()
+                };
+                let r = solve::run::<KvSplit>(&p, s.as_ref(), &o, &mut NoObserver, StopFlag::new())
+                    .unwrap();
+                if let Some(b) = r.bound {
+                    assert!(
+                        b <= best || close(b, best),
+                        "seed {seed}{suffix} nodes {nodes:?}: bound {b} above the optimum {best}"
+                    );
+                }
+                if nodes.is_none() {
+                    assert_eq!(
+                        r.status.termination,
+                        Termination::Optimal,
+                        "seed {seed}{suffix}"
+                    );
+                    assert!(close(r.objective.unwrap(), best), "seed {seed}{suffix}");
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 90, "only {checked} feasible instances");
+}
+
 #[test]
 fn every_solver_passes_evaluate_on_small_instances() {
     for suffix in ["", "-max", "-admit"] {
