@@ -385,3 +385,69 @@ fn bad_input_is_reported_with_paths() {
         assert!(e.contains(path), "expected path {path} in: {e}");
     }
 }
+
+/// Reduced-cost fixing is exact: every feasible plan (over the pruned candidates, enumerated) that
+/// uses candidate `j` of user `u` is worth at least the Lagrangian bound plus `rc[u][j]`.
+#[test]
+fn lagrangian_reduced_costs_are_valid_on_tiny_instances() {
+    use edgeplan::problems::kv_split::lagrangian::subgradient;
+    use edgeplan::solve::Context;
+    let mut checked = 0;
+    for suffix in ["", "-max", "-fixed"] {
+        for seed in 0..40u64 {
+            let p = prep(&generate::generate(&format!("tiny{suffix}"), 500 + seed).unwrap());
+            let lists: Vec<_> = p.users.iter().map(|u| u.cands.clone()).collect();
+            let combos: usize = lists.iter().map(|l| l.len()).product();
+            if combos == 0 || combos > 20_000 {
+                continue;
+            }
+            let opts = SolveOptions::default();
+            let mut obs = NoObserver;
+            let ctx = Context::new(&opts, &mut obs, StopFlag::new());
+            let d = subgradient(&p, &lists, vec![], f64::INFINITY, 60, false, &ctx);
+            if !d.bound.is_finite() {
+                continue;
+            }
+            // best[u][j]: the best feasible plan with user u at candidate j
+            let mut best: Vec<Vec<f64>> =
+                lists.iter().map(|l| vec![f64::INFINITY; l.len()]).collect();
+            let mut idx = vec![0usize; lists.len()];
+            loop {
+                let plan: Vec<_> = idx
+                    .iter()
+                    .enumerate()
+                    .map(|(u, &j)| lists[u][j].0)
+                    .collect();
+                if let Some(v) = p.plan_value(&plan) {
+                    for (u, &j) in idx.iter().enumerate() {
+                        best[u][j] = best[u][j].min(v);
+                    }
+                }
+                let mut k = 0;
+                while k < idx.len() {
+                    idx[k] += 1;
+                    if idx[k] < lists[k].len() {
+                        break;
+                    }
+                    idx[k] = 0;
+                    k += 1;
+                }
+                if k == idx.len() {
+                    break;
+                }
+            }
+            for (u, l) in lists.iter().enumerate() {
+                for j in 0..l.len() {
+                    let lb = d.bound + d.rc[u][j];
+                    assert!(
+                        lb <= best[u][j] || close(lb, best[u][j]),
+                        "tiny{suffix} {seed}: user {u} candidate {j}: {lb} > {}",
+                        best[u][j]
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked >= 200, "only {checked} candidates checked");
+}

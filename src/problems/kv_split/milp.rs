@@ -18,14 +18,23 @@
 //!   and a second cut over every user of `s` (forced ones with `p_u`): `Σ w_u p_u ≥ Σ w_u
 //!   F_s(min(c_j, ĉ_s)) x_uj + R'_s`, `R'_s ≤ Q'_s²` over all of them (it adds the cross terms
 //!   between free and forced users' work); each square under-estimated by tangents on a geometric
-//!   grid plus a fine grid around the warm start's `Q` ([`tangent_points`]; a uniform grid over
+//!   grid plus a fine grid around the warm start's `Q` (`tangent_points`; a uniform grid over
 //!   `[0, Σ max √(w a)]` put every tangent far above the plans' `Q`, where they cut nothing);
 //!   without these cuts a fractional association spreads each user over the servers and the big-M
 //!   rows let it see almost no step;
 //! - `T_u = Σ_j lat_j x_uj + p_u`; targets `T_u ≤ τ_u` (admission: `≤ τ_u + Big·x_u,reject`);
 //! - objective: `Σ w_u T_u / Σ w`, or `t ≥ T_u` min `t`, or max `Σ w_u (1 − x_u,reject)`;
+//! - max objective: `t ≥ Step_s + Σ_{j on s} lat_j x_uj` for every non-forced user `u` and server
+//!   `s` it may use (no big-M: every user of `s` waits for `Step_s`, and `Step_s = 0` on an unused
+//!   server, so `t ≥ Step_s` always holds);
 //! - incumbent-based step caps ([`step_caps`]) bound every `Step_s` and drop candidates that cannot
 //!   appear in a plan at least as good as the warm start;
+//! - reduced-cost fixing: with the Lagrangian bound `LB` and the reduced costs `rc_uj` of its best
+//!   subproblem ([`super::lagrangian::Sub::rc`]: the subproblem is a relaxation whose value with
+//!   `x_uj = 1` forced is `LB + rc_uj`, so every plan using `j` is worth at least `LB + rc_uj`), a
+//!   candidate with `LB + rc_uj > UB` (the warm start's value, with the caps' 1e-7 slack) cannot
+//!   be in a plan at least as good as the warm start and is dropped (the warm start's own
+//!   candidates are kept);
 //! - the reported bound is the better of HiGHS' and the Lagrangian dual bound
 //!   ([`super::lagrangian::subgradient`], 150 iterations without repairs).
 
@@ -99,9 +108,15 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
             false,
             ctx,
         );
-        d.bound.is_finite().then_some(d.bound)
+        d.bound.is_finite().then_some((d.bound, d.rc))
     } else {
         None
+    };
+    // reduced-cost fixing: a candidate whose Lagrangian reduced cost exceeds UB − LB appears in no
+    // plan better than the warm start (its every plan is worth ≥ LB + rc > UB)
+    let (lagrange, rc) = match lagrange {
+        Some((b, rc)) => (Some(b), Some(rc)),
+        None => (None, None),
     };
     // Incumbent-based caps on every server's step (valid for every plan at least as good as the
     // incumbent), which tighten the big-M and prune candidates that cannot appear in such a plan.
@@ -115,8 +130,15 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
         let keep_j = warm.as_ref().map(|(w, _)| w[u]);
         let mut kept = vec![];
         for (j, c) in list.iter().enumerate() {
-            let ok = !(c.0.admitted && c.0.split < l)
-                || p.servers[c.0.server].fixed[c.0.split] + c.1.work <= caps[c.0.server]
+            let priced_out = match (&rc, &warm, lagrange) {
+                (Some(rc), Some((_, ub)), Some(lb)) if !rc.is_empty() => {
+                    lb + rc[u][j] > ub * (1.0 + 1e-7) + 1e-12
+                }
+                _ => false,
+            };
+            let ok = (!priced_out
+                && (!(c.0.admitted && c.0.split < l)
+                    || p.servers[c.0.server].fixed[c.0.split] + c.1.work <= caps[c.0.server]))
                 || Some(j) == keep_j;
             if ok {
                 if Some(j) == keep_j {
@@ -285,6 +307,13 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
             m.ge(&floor_row(pus), 0.0);
             free_on[s].push((u, pus));
             pus_of[u].push((s, pus));
+            if let Some(t) = t_max {
+                // max objective: t ≥ Step_s + Σ_{j on s} lat_j x_uj, valid without big-M (every
+                // user of s waits for Step_s and Step_s = 0 on an unused server)
+                let mut row = vec![(t, 1.0), (step[s], -1.0)];
+                row.extend(js.iter().map(|&j| (x[u][j], -list[j].1.lat)));
+                m.ge(&row, 0.0);
+            }
         }
         if sum.len() > 1 {
             m.eq(&sum, 0.0);
