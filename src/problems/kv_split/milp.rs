@@ -26,7 +26,9 @@
 //! - objective: `Σ w_u T_u / Σ w`, or `t ≥ T_u` min `t`, or max `Σ w_u (1 − x_u,reject)`;
 //! - max objective: `t ≥ Step_s + Σ_{j on s} lat_j x_uj` for every non-forced user `u` and server
 //!   `s` it may use (no big-M: every user of `s` waits for `Step_s`, and `Step_s = 0` on an unused
-//!   server, so `t ≥ Step_s` always holds);
+//!   server, so `t ≥ Step_s` always holds); for such a user without a target these rows carry
+//!   `T_u ≤ t` exactly at integer points, so it gets no `p_us` nor big-M rows, only `p_u ≥ Σ_j φ_j
+//!   x_uj` (`t ≥ Σ lat x + p_u` keeps the floor);
 //! - incumbent-based step caps ([`step_caps`]) bound every `Step_s` and drop candidates that cannot
 //!   appear in a plan at least as good as the warm start;
 //! - reduced-cost fixing: with the Lagrangian bound `LB` and the reduced costs `rc_uj` of its best
@@ -280,9 +282,26 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
         let pu = m.var(0.0, f64::INFINITY, obj, &format!("p_{u}"));
         pv.push(pu);
         let mut sum = vec![(pu, -1.0)];
+        // max objective, no target, not forced: the rows t ≥ Step_s + Σ_{j on s} lat_j x_uj
+        // below carry T_u ≤ t exactly at integer points, so p_u only needs its floors (no p_us,
+        // no big-M rows)
+        let lean = t_max.is_some()
+            && up.target.is_none()
+            && !(0..ns).any(|s| list.iter().all(|c| on(&c.0, s)));
+        let mut lean_floor = vec![(pu, 1.0)];
         for s in 0..ns {
             let js: Vec<usize> = (0..list.len()).filter(|&j| on(&list[j].0, s)).collect();
             if js.is_empty() {
+                continue;
+            }
+            if lean {
+                lean_floor.extend(
+                    js.iter()
+                        .map(|&j| (x[u][j], -floors.step_lb(p, u, &list[j]))),
+                );
+                let mut row = vec![(t_max.unwrap(), 1.0), (step[s], -1.0)];
+                row.extend(js.iter().map(|&j| (x[u][j], -list[j].1.lat)));
+                m.ge(&row, 0.0);
                 continue;
             }
             let floor_row = |v: Var| {
@@ -315,7 +334,9 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
                 m.ge(&row, 0.0);
             }
         }
-        if sum.len() > 1 {
+        if lean {
+            m.ge(&lean_floor, 0.0);
+        } else if sum.len() > 1 {
             m.eq(&sum, 0.0);
         }
     }
