@@ -31,6 +31,8 @@
 //!   x_uj` (`t ≥ Σ lat x + p_u` keeps the floor);
 //! - incumbent-based step caps ([`step_caps`]) bound every `Step_s` and drop candidates that cannot
 //!   appear in a plan at least as good as the warm start;
+//! - max objective: a candidate whose own latency plus step floor `lat_j + φ_j` exceeds the warm
+//!   start's value is dropped (every plan using it is worse);
 //! - reduced-cost fixing: with the Lagrangian bound `LB` and the reduced costs `rc_uj` of its best
 //!   subproblem ([`super::lagrangian::Sub::rc`]: the subproblem is a relaxation whose value with
 //!   `x_uj = 1` forced is `LB + rc_uj`, so every plan using `j` is worth at least `LB + rc_uj`), a
@@ -138,7 +140,21 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
                 }
                 _ => false,
             };
+            // max objective: the user's own latency is at least lat_j + its step floor
+            let too_slow = match &warm {
+                Some((_, ub)) if p.objective == Objective::MaxLatency => {
+                    let own = c.1.lat
+                        + if c.0.split < l {
+                            floors.step_lb(p, u, c)
+                        } else {
+                            0.0
+                        };
+                    own > ub * (1.0 + 1e-7) + 1e-12
+                }
+                _ => false,
+            };
             let ok = (!priced_out
+                && !too_slow
                 && (!(c.0.admitted && c.0.split < l)
                     || p.servers[c.0.server].fixed[c.0.split] + c.1.work <= caps[c.0.server]))
                 || Some(j) == keep_j;
