@@ -45,7 +45,7 @@
 use super::cost::{Cand, Prepared};
 use super::heuristics::{local_search, plan_of, user_lists, State};
 use super::instance::Objective;
-use super::search::priced_search;
+use super::search::priced_search_from;
 use super::{no_candidates, KvSplit, KvSplitSolution};
 use crate::error::Result;
 use crate::solve::milp::{Milp, MilpStatus, Var};
@@ -83,7 +83,8 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
             let (st, m) = local_search(p, &full_lists, ctx);
             (st.plan(), m)
         } else {
-            priced_search(p, &full_lists, ctx)
+            // the MILP's budget affords more price starts than the heuristic's
+            priced_search_from(p, &full_lists, ctx, &WARM_STARTS)
         };
         let pick: Option<Vec<usize>> = plan
             .iter()
@@ -527,6 +528,9 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
     ));
     Ok(out)
 }
+
+/// Price multipliers of the `priced-search` starts used as the warm start.
+const WARM_STARTS: [f64; 6] = [2.0, 8.0, 1.0, 4.0, 16.0, 32.0];
 
 /// Options for a MILP call at a given gap (bench helper).
 pub fn options_with_gap(gap: f64, time_limit_s: f64) -> SolveOptions {

@@ -687,6 +687,18 @@ pub fn construct_adaptive<'a>(
 
 /// The priced search (latency objectives); the best plan found and the number of moves.
 pub fn priced_search(p: &Prepared, lists: &[Vec<Cand>], ctx: &Context<'_>) -> (Vec<Choice>, u64) {
+    // the subgradient's prices are too low after 30 steps; ×2 and ×8 were the best pair of starts
+    // on the `large` instances (within 0.6 % of six starts)
+    priced_search_from(p, lists, ctx, &[2.0, 8.0])
+}
+
+/// [`priced_search`] from the given price multipliers (one start each).
+pub fn priced_search_from(
+    p: &Prepared,
+    lists: &[Vec<Cand>],
+    ctx: &Context<'_>,
+    starts: &[f64],
+) -> (Vec<Choice>, u64) {
     let mu = memory_prices(p, lists, 30);
     let ns = p.servers.len();
     // a price at which a user's whole cost share buys about a fiftieth of a server
@@ -705,9 +717,7 @@ pub fn priced_search(p: &Prepared, lists: &[Vec<Cand>], ctx: &Context<'_>) -> (V
     let mut best: Option<(f64, Vec<Choice>)> = None;
     let mut moves = 0;
     let zero = vec![0.0; ns];
-    // the subgradient's prices are too low after 30 steps; ×2 and ×8 were the best pair of starts
-    // on the `large` instances (within 0.6 % of six starts)
-    for k in [2.0, 8.0] {
+    for &k in starts {
         if ctx.should_stop() && best.is_some() {
             break;
         }
