@@ -144,13 +144,7 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
             // max objective: the user's own latency is at least lat_j + its step floor
             let too_slow = match &warm {
                 Some((_, ub)) if p.objective == Objective::MaxLatency => {
-                    let own = c.1.lat
-                        + if c.0.split < l {
-                            floors.step_lb(p, u, c)
-                        } else {
-                            0.0
-                        };
-                    own > ub * (1.0 + 1e-7) + 1e-12
+                    floors.latency_lb(p, u, c) > ub * (1.0 + 1e-7) + 1e-12
                 }
                 _ => false,
             };
@@ -560,14 +554,7 @@ pub fn step_caps(p: &Prepared, lists: &[Vec<Cand>], floors: &Floors, ub: f64) ->
                 .enumerate()
                 .map(|(u, li)| {
                     li.iter()
-                        .map(|c| {
-                            c.1.lat
-                                + if c.0.split < l {
-                                    floors.step_lb(p, u, c)
-                                } else {
-                                    0.0
-                                }
-                        })
+                        .map(|c| floors.latency_lb(p, u, c))
                         .fold(f64::INFINITY, f64::min)
                 })
                 .collect();
@@ -721,6 +708,17 @@ impl Floors {
             }
         }
         f
+    }
+
+    /// A lower bound on user `u`'s latency under candidate `c`: its own part plus, on a server,
+    /// [`Floors::step_lb`].
+    pub fn latency_lb(&self, p: &Prepared, u: usize, c: &Cand) -> f64 {
+        c.1.lat
+            + if c.0.admitted && c.0.split < p.num_layers() {
+                self.step_lb(p, u, c)
+            } else {
+                0.0
+            }
     }
 
     /// The shared layers every user of `c`'s server sees when `c` is on it: `F_s(min(c, ĉ_s))`.

@@ -87,6 +87,10 @@ pub struct Fast<'a> {
     res_kv: Vec<f64>,
     res_work: Vec<f64>,
     res_split: Vec<usize>,
+    /// `max_latency` only: a lower bound on the user's latency under each candidate (`lat` + the
+    /// step floor of [`Floors::step_lb`]); a move to a candidate whose bound exceeds the current
+    /// score cannot improve it.
+    own_lb: Vec<Vec<f64>>,
 }
 
 /// The effect of a move on one server.
@@ -128,6 +132,16 @@ impl<'a> Fast<'a> {
             res_kv: vec![0.0; ns],
             res_work: vec![0.0; ns],
             res_split: vec![l; ns],
+            own_lb: if p.objective == Objective::MaxLatency {
+                let floors = Floors::new(p, lists);
+                lists
+                    .iter()
+                    .enumerate()
+                    .map(|(u, li)| li.iter().map(|c| floors.latency_lb(p, u, c)).collect())
+                    .collect()
+            } else {
+                vec![]
+            },
         }
     }
 
@@ -475,10 +489,14 @@ impl<'a> Fast<'a> {
         term(j) - term(self.pick[u])
     }
 
-    /// The best feasible candidate of `u` under the priced objective (value, candidate).
-    fn best_move(&self, u: usize, mu: &[f64]) -> Option<(f64, usize)> {
+    /// The best feasible candidate of `u` under the priced objective (value, candidate); with
+    /// `skip_above`, candidates whose own latency bound plus price exceeds it are not scored.
+    fn best_move(&self, u: usize, mu: &[f64], skip_above: f64) -> Option<(f64, usize)> {
         let mut best: Option<(f64, usize)> = None;
         for j in 0..self.lists[u].len() {
+            if !self.own_lb.is_empty() && self.own_lb[u][j] + self.price(u, j, mu) > skip_above {
+                continue;
+            }
             if let Some(v) = self.eval(u, j) {
                 let v = v + self.price(u, j, mu);
                 if best.is_none_or(|(b, _)| v < b) {
@@ -499,7 +517,10 @@ impl<'a> Fast<'a> {
                     return moves;
                 }
                 let cur = self.objective();
-                if let Some((v, j)) = self.best_move(u, mu) {
+                // max objective: the score after a move is at least the moving user's latency,
+                // so a candidate whose own bound plus price exceeds the score cannot improve it
+                let skip = if self.max_obj { cur } else { f64::INFINITY };
+                if let Some((v, j)) = self.best_move(u, mu, skip) {
                     if j != self.pick[u] && v < cur - 1e-12 * cur.abs().max(1e-9) {
                         self.set(u, j);
                         moves += 1;
@@ -648,7 +669,7 @@ pub fn construct<'a>(
     order.sort_by(|&a, &b| key(a).partial_cmp(&key(b)).unwrap());
     st.reserve();
     for u in order {
-        let Some((_, j)) = st.best_move(u, mu) else {
+        let Some((_, j)) = st.best_move(u, mu, f64::INFINITY) else {
             let mut servers: Vec<usize> = lists[u]
                 .iter()
                 .filter(|c| c.0.split < st.l)
