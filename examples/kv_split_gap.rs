@@ -24,7 +24,13 @@ fn main() {
             let o = if name == "milp" {
                 SolveOptions {
                     verbose: std::env::var("KV_VERBOSE").is_ok(),
-                    ..options_with_gap(0.01, 10.0)
+                    ..options_with_gap(
+                        0.01,
+                        std::env::var("KV_TIME")
+                            .ok()
+                            .and_then(|t| t.parse().ok())
+                            .unwrap_or(10.0),
+                    )
                 }
             } else {
                 SolveOptions::default()

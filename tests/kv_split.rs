@@ -111,6 +111,49 @@ fn milp_matches_brute_force_on_random_tiny_instances() {
     assert!(feasible >= 150, "only {feasible} feasible instances");
 }
 
+/// The MILP's cuts (floors, Cauchy–Schwarz congestion cuts, max-latency congestion rows) alone,
+/// without the warm start and its step caps, and its root bound (one node): never above the brute
+/// force optimum, and the cold solve reaches it.
+#[test]
+fn cold_milp_and_its_root_bound_match_brute_force_on_tiny_instances() {
+    let mut checked = 0;
+    for (k, suffix) in ["", "-max", "-fixed"].iter().enumerate() {
+        for seed in 0..60u64 {
+            let inst =
+                generate::generate(&format!("tiny{suffix}"), 7000 + 100 * k as u64 + seed).unwrap();
+            let p = prep(&inst);
+            let bf = run(&p, "brute-force");
+            let Some(best) = bf.objective else { continue };
+            let s = solve::find_solver::<KvSplit>(&p, "milp").unwrap();
+            for nodes in [None, Some(1)] {
+                let o = SolveOptions {
+                    warm_start: false,
+                    iteration_limit: nodes,
+                    ..SolveOptions::default()
+                };
+                let r = solve::run::<KvSplit>(&p, s.as_ref(), &o, &mut NoObserver, StopFlag::new())
+                    .unwrap();
+                if let Some(b) = r.bound {
+                    assert!(
+                        b <= best || close(b, best),
+                        "seed {seed}{suffix} nodes {nodes:?}: bound {b} above the optimum {best}"
+                    );
+                }
+                if nodes.is_none() {
+                    assert_eq!(
+                        r.status.termination,
+                        Termination::Optimal,
+                        "seed {seed}{suffix}"
+                    );
+                    assert!(close(r.objective.unwrap(), best), "seed {seed}{suffix}");
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 90, "only {checked} feasible instances");
+}
+
 #[test]
 fn every_solver_passes_evaluate_on_small_instances() {
     for suffix in ["", "-max", "-admit"] {
@@ -341,4 +384,70 @@ fn bad_input_is_reported_with_paths() {
         let e = KvSplit::prepare(&i, cat).expect_err(path).to_string();
         assert!(e.contains(path), "expected path {path} in: {e}");
     }
+}
+
+/// Reduced-cost fixing is exact: every feasible plan (over the pruned candidates, enumerated) that
+/// uses candidate `j` of user `u` is worth at least the Lagrangian bound plus `rc[u][j]`.
+#[test]
+fn lagrangian_reduced_costs_are_valid_on_tiny_instances() {
+    use edgeplan::problems::kv_split::lagrangian::subgradient;
+    use edgeplan::solve::Context;
+    let mut checked = 0;
+    for suffix in ["", "-max", "-fixed"] {
+        for seed in 0..40u64 {
+            let p = prep(&generate::generate(&format!("tiny{suffix}"), 500 + seed).unwrap());
+            let lists: Vec<_> = p.users.iter().map(|u| u.cands.clone()).collect();
+            let combos: usize = lists.iter().map(|l| l.len()).product();
+            if combos == 0 || combos > 20_000 {
+                continue;
+            }
+            let opts = SolveOptions::default();
+            let mut obs = NoObserver;
+            let ctx = Context::new(&opts, &mut obs, StopFlag::new());
+            let d = subgradient(&p, &lists, vec![], f64::INFINITY, 60, false, &ctx);
+            if !d.bound.is_finite() {
+                continue;
+            }
+            // best[u][j]: the best feasible plan with user u at candidate j
+            let mut best: Vec<Vec<f64>> =
+                lists.iter().map(|l| vec![f64::INFINITY; l.len()]).collect();
+            let mut idx = vec![0usize; lists.len()];
+            loop {
+                let plan: Vec<_> = idx
+                    .iter()
+                    .enumerate()
+                    .map(|(u, &j)| lists[u][j].0)
+                    .collect();
+                if let Some(v) = p.plan_value(&plan) {
+                    for (u, &j) in idx.iter().enumerate() {
+                        best[u][j] = best[u][j].min(v);
+                    }
+                }
+                let mut k = 0;
+                while k < idx.len() {
+                    idx[k] += 1;
+                    if idx[k] < lists[k].len() {
+                        break;
+                    }
+                    idx[k] = 0;
+                    k += 1;
+                }
+                if k == idx.len() {
+                    break;
+                }
+            }
+            for (u, l) in lists.iter().enumerate() {
+                for j in 0..l.len() {
+                    let lb = d.bound + d.rc[u][j];
+                    assert!(
+                        lb <= best[u][j] || close(lb, best[u][j]),
+                        "tiny{suffix} {seed}: user {u} candidate {j}: {lb} > {}",
+                        best[u][j]
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked >= 200, "only {checked} candidates checked");
 }

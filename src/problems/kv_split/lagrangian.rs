@@ -72,6 +72,10 @@ pub struct Sub {
     pub mem: Vec<f64>,
     /// Per server: `Q_s = Σ √(w_u a_j)` over the non-forced users' picks (congestion form only).
     pub q: Vec<f64>,
+    /// Reduced costs: `rc[u][j]` = the least subproblem value with user `u` forced to candidate `j`,
+    /// minus `value` (≥ 0). The subproblem is a relaxation, so every plan using `j` is worth at
+    /// least `value + rc[u][j]`.
+    pub rc: Vec<Vec<f64>>,
 }
 
 /// Solves the Lagrangian subproblem for user weights `omega` (summing to the objective's scale),
@@ -148,15 +152,22 @@ pub fn subproblem(
         value -= nu.iter().map(|v| v * v * wsum / 4.0).sum::<f64>();
     }
     let mut mem = vec![0.0; ns];
+    let mut rc: Vec<Vec<f64>> = lists.iter().map(|li| vec![0.0; li.len()]).collect();
     // decided users: independent
     for (u, up) in p.users.iter().enumerate() {
         if up.fixed_server.is_none() {
-            let (j, v) = lists[u]
+            for (j, c) in lists[u].iter().enumerate() {
+                rc[u][j] = cost(u, c);
+            }
+            let (j, v) = rc[u]
                 .iter()
+                .copied()
                 .enumerate()
-                .map(|(j, c)| (j, cost(u, c)))
                 .min_by(|a, b| a.1.partial_cmp(&b.1).unwrap())
                 .unwrap();
+            for r in &mut rc[u] {
+                *r -= v;
+            }
             pick[u] = j;
             value += v;
             let c = &lists[u][j];
@@ -193,11 +204,25 @@ pub fn subproblem(
         }
         let sv = &p.servers[s];
         let mut best = (f64::INFINITY, l);
+        let mut tot = vec![f64::INFINITY; l + 1];
         for cs in 0..=l {
             let ycost = theta * w_s[s] * sv.fixed[cs] + mu[s] * sv.weights[cs];
-            let v = ycost + suf.iter().map(|b| b[cs].0).sum::<f64>();
-            if v < best.0 {
-                best = (v, cs);
+            tot[cs] = ycost + suf.iter().map(|b| b[cs].0).sum::<f64>();
+            if tot[cs] < best.0 {
+                best = (tot[cs], cs);
+            }
+        }
+        // forcing candidate j (split k, L when local) of user i allows every c* ≤ k:
+        // min_{c* ≤ k} (tot[c*] − suf_i[c*]) + cost_j
+        for (i, &u) in users.iter().enumerate() {
+            let mut pre = vec![f64::INFINITY; l + 1];
+            for k in 0..=l {
+                let v = tot[k] - suf[i][k].0;
+                pre[k] = if k > 0 { pre[k - 1].min(v) } else { v };
+            }
+            for (j, c) in lists[u].iter().enumerate() {
+                let k = if on_server(c) { c.0.split } else { l };
+                rc[u][j] = (pre[k] + cost(u, c) - best.0).max(0.0);
             }
         }
         value += best.0;
@@ -222,6 +247,7 @@ pub fn subproblem(
         pick,
         mem,
         q,
+        rc,
     }
 }
 
@@ -271,6 +297,8 @@ pub struct Dual {
     pub value: f64,
     pub iterations: u64,
     pub mu: Vec<f64>,
+    /// The reduced costs of the subproblem that gave `bound` (see [`Sub::rc`]).
+    pub rc: Vec<Vec<f64>>,
 }
 
 /// The subgradient loop from an incumbent (`plan`, `value`; `value = ∞` when none); with `repair`
@@ -294,6 +322,7 @@ pub fn subgradient(
     let wsum: f64 = p.users.iter().map(|u| u.weight).sum();
     let (mut best_plan, mut ub) = (plan, value);
     let mut lb = f64::NEG_INFINITY;
+    let mut best_rc = vec![];
     let mut alpha = 1.0;
     let mut stall = 0;
     let mut it = 0;
@@ -322,6 +351,7 @@ pub fn subgradient(
             .unwrap();
         if !lb.is_finite() || sub.value > lb + 1e-12 * lb.abs().max(1e-9) {
             lb = sub.value;
+            best_rc = sub.rc.clone();
             stall = 0;
         } else {
             stall += 1;
@@ -371,6 +401,7 @@ pub fn subgradient(
         value: ub,
         iterations: it,
         mu,
+        rc: best_rc,
     }
 }
 

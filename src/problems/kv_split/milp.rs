@@ -15,19 +15,37 @@
 //! - congestion cut (mean objective): for the non-forced users `D_s` of server `s`,
 //!   `Σ_{u∈D_s} w_u p_us ≥ Σ_{u∈D_s, j on s} w_u (φ_j − a_j) x_uj + R_s` with `R_s ≤ Q_s²`,
 //!   `Q_s = Σ_{u∈D_s, j on s} √(w_u a_j) x_uj` (Cauchy–Schwarz: `(Σ_{D on s} w)(Σ_{D on s} a) ≥ Q_s²`),
-//!   the square under-estimated by 24 tangents; without it a fractional association spreads each
-//!   user over the servers and the big-M rows let it see almost no step;
+//!   and a second cut over every user of `s` (forced ones with `p_u`): `Σ w_u p_u ≥ Σ w_u
+//!   F_s(min(c_j, ĉ_s)) x_uj + R'_s`, `R'_s ≤ Q'_s²` over all of them (it adds the cross terms
+//!   between free and forced users' work); each square under-estimated by tangents on a geometric
+//!   grid plus a fine grid around the warm start's `Q` (`tangent_points`; a uniform grid over
+//!   `[0, Σ max √(w a)]` put every tangent far above the plans' `Q`, where they cut nothing);
+//!   without these cuts a fractional association spreads each user over the servers and the big-M
+//!   rows let it see almost no step;
 //! - `T_u = Σ_j lat_j x_uj + p_u`; targets `T_u ≤ τ_u` (admission: `≤ τ_u + Big·x_u,reject`);
 //! - objective: `Σ w_u T_u / Σ w`, or `t ≥ T_u` min `t`, or max `Σ w_u (1 − x_u,reject)`;
+//! - max objective: `t ≥ Step_s + Σ_{j on s} lat_j x_uj` for every non-forced user `u` and server
+//!   `s` it may use (no big-M: every user of `s` waits for `Step_s`, and `Step_s = 0` on an unused
+//!   server, so `t ≥ Step_s` always holds); for such a user without a target these rows carry
+//!   `T_u ≤ t` exactly at integer points, so it gets no `p_us` nor big-M rows, only `p_u ≥ Σ_j φ_j
+//!   x_uj` (`t ≥ Σ lat x + p_u` keeps the floor);
 //! - incumbent-based step caps ([`step_caps`]) bound every `Step_s` and drop candidates that cannot
 //!   appear in a plan at least as good as the warm start;
+//! - max objective: a candidate whose own latency plus step floor `lat_j + φ_j` exceeds the warm
+//!   start's value is dropped (every plan using it is worse);
+//! - reduced-cost fixing: with the Lagrangian bound `LB` and the reduced costs `rc_uj` of its best
+//!   subproblem ([`super::lagrangian::Sub::rc`]: the subproblem is a relaxation whose value with
+//!   `x_uj = 1` forced is `LB + rc_uj`, so every plan using `j` is worth at least `LB + rc_uj`), a
+//!   candidate with `LB + rc_uj > UB` (the warm start's value, with the caps' 1e-7 slack) cannot
+//!   be in a plan at least as good as the warm start and is dropped (the warm start's own
+//!   candidates are kept);
 //! - the reported bound is the better of HiGHS' and the Lagrangian dual bound
 //!   ([`super::lagrangian::subgradient`], 150 iterations without repairs).
 
 use super::cost::{Cand, Prepared};
 use super::heuristics::{local_search, plan_of, user_lists, State};
 use super::instance::Objective;
-use super::search::priced_search;
+use super::search::{priced_search, priced_search_from};
 use super::{no_candidates, KvSplit, KvSplitSolution};
 use crate::error::Result;
 use crate::solve::milp::{Milp, MilpStatus, Var};
@@ -65,7 +83,16 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
             let (st, m) = local_search(p, &full_lists, ctx);
             (st.plan(), m)
         } else {
-            priced_search(p, &full_lists, ctx)
+            // the MILP's budget affords more price starts than the heuristic's; the regime moves
+            // run on the best start only, so the solver's own two starts are tried too
+            let a = priced_search_from(p, &full_lists, ctx, &WARM_STARTS);
+            let b = priced_search(p, &full_lists, ctx);
+            let value = |x: &(Vec<super::Choice>, u64)| p.plan_value(&x.0).unwrap_or(f64::INFINITY);
+            if value(&b) < value(&a) {
+                b
+            } else {
+                a
+            }
         };
         let pick: Option<Vec<usize>> = plan
             .iter()
@@ -94,9 +121,15 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
             false,
             ctx,
         );
-        d.bound.is_finite().then_some(d.bound)
+        d.bound.is_finite().then_some((d.bound, d.rc))
     } else {
         None
+    };
+    // reduced-cost fixing: a candidate whose Lagrangian reduced cost exceeds UB − LB appears in no
+    // plan better than the warm start (its every plan is worth ≥ LB + rc > UB)
+    let (lagrange, rc) = match lagrange {
+        Some((b, rc)) => (Some(b), Some(rc)),
+        None => (None, None),
     };
     // Incumbent-based caps on every server's step (valid for every plan at least as good as the
     // incumbent), which tighten the big-M and prune candidates that cannot appear in such a plan.
@@ -110,8 +143,23 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
         let keep_j = warm.as_ref().map(|(w, _)| w[u]);
         let mut kept = vec![];
         for (j, c) in list.iter().enumerate() {
-            let ok = !(c.0.admitted && c.0.split < l)
-                || p.servers[c.0.server].fixed[c.0.split] + c.1.work <= caps[c.0.server]
+            let priced_out = match (&rc, &warm, lagrange) {
+                (Some(rc), Some((_, ub)), Some(lb)) if !rc.is_empty() => {
+                    lb + rc[u][j] > ub * (1.0 + 1e-7) + 1e-12
+                }
+                _ => false,
+            };
+            // max objective: the user's own latency is at least lat_j + its step floor
+            let too_slow = match &warm {
+                Some((_, ub)) if p.objective == Objective::MaxLatency => {
+                    floors.latency_lb(p, u, c) > ub * (1.0 + 1e-7) + 1e-12
+                }
+                _ => false,
+            };
+            let ok = (!priced_out
+                && !too_slow
+                && (!(c.0.admitted && c.0.split < l)
+                    || p.servers[c.0.server].fixed[c.0.split] + c.1.work <= caps[c.0.server]))
                 || Some(j) == keep_j;
             if ok {
                 if Some(j) == keep_j {
@@ -242,7 +290,7 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
     // per server: (weight, p_us) of the users that may but need not use it, and the CS terms
     let mut free_on: Vec<Vec<(usize, Var)>> = vec![vec![]; ns];
     let mut pus_of: Vec<Vec<(usize, Var)>> = vec![vec![]; nu];
-    let mut cs_vars: Vec<(Var, Var, Vec<(Var, f64)>, f64)> = vec![];
+    let mut cs_vars: Vec<CsVars> = vec![];
     for (u, list) in lists.iter().enumerate() {
         let up = &p.users[u];
         let obj = if p.objective == Objective::MeanLatency {
@@ -253,9 +301,26 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
         let pu = m.var(0.0, f64::INFINITY, obj, &format!("p_{u}"));
         pv.push(pu);
         let mut sum = vec![(pu, -1.0)];
+        // max objective, no target, not forced: the rows t ≥ Step_s + Σ_{j on s} lat_j x_uj
+        // below carry T_u ≤ t exactly at integer points, so p_u only needs its floors (no p_us,
+        // no big-M rows)
+        let lean = t_max.is_some()
+            && up.target.is_none()
+            && !(0..ns).any(|s| list.iter().all(|c| on(&c.0, s)));
+        let mut lean_floor = vec![(pu, 1.0)];
         for s in 0..ns {
             let js: Vec<usize> = (0..list.len()).filter(|&j| on(&list[j].0, s)).collect();
             if js.is_empty() {
+                continue;
+            }
+            if lean {
+                lean_floor.extend(
+                    js.iter()
+                        .map(|&j| (x[u][j], -floors.step_lb(p, u, &list[j]))),
+                );
+                let mut row = vec![(t_max.unwrap(), 1.0), (step[s], -1.0)];
+                row.extend(js.iter().map(|&j| (x[u][j], -list[j].1.lat)));
+                m.ge(&row, 0.0);
                 continue;
             }
             let floor_row = |v: Var| {
@@ -280,8 +345,17 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
             m.ge(&floor_row(pus), 0.0);
             free_on[s].push((u, pus));
             pus_of[u].push((s, pus));
+            if let Some(t) = t_max {
+                // max objective: t ≥ Step_s + Σ_{j on s} lat_j x_uj, valid without big-M (every
+                // user of s waits for Step_s and Step_s = 0 on an unused server)
+                let mut row = vec![(t, 1.0), (step[s], -1.0)];
+                row.extend(js.iter().map(|&j| (x[u][j], -list[j].1.lat)));
+                m.ge(&row, 0.0);
+            }
         }
-        if sum.len() > 1 {
+        if lean {
+            m.ge(&lean_floor, 0.0);
+        } else if sum.len() > 1 {
             m.eq(&sum, 0.0);
         }
     }
@@ -289,43 +363,32 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
     // their own work plus W^D_s A^D_s ≥ (Σ_u √(w_u a_u))² (Cauchy–Schwarz), the square
     // under-estimated by tangents
     if p.objective == Objective::MeanLatency {
+        let warm_pick = warm.as_ref().map(|(pick, _)| pick.as_slice());
         for s in 0..ns {
             if free_on[s].is_empty() {
                 continue;
             }
-            let mut row: Vec<(Var, f64)> = free_on[s]
-                .iter()
-                .map(|&(u, v)| (v, p.users[u].weight))
+            // the non-forced users: floors without their own work + Q_D²
+            let cut = CsCut {
+                s,
+                members: &free_on[s],
+                lists: &lists,
+                x: &x,
+                cap: caps[s],
+                warm: warm_pick,
+            };
+            cs_vars.push(cut.add(p, &mut m, |u, c| floors.step_lb(p, u, c) - c.1.work));
+            // every user of s: the shared layers + Q_all²
+            let all: Vec<(usize, Var)> = (0..nu)
+                .filter(|&u| floors.forced[u] == Some(s))
+                .map(|u| (u, pv[u]))
+                .chain(free_on[s].iter().copied())
                 .collect();
-            let mut qrow = vec![];
-            let mut qmax = 0.0;
-            for &(u, _) in &free_on[s] {
-                let list = &lists[u];
-                let w = p.users[u].weight;
-                let mut qm: f64 = 0.0;
-                for (j, c) in list.iter().enumerate() {
-                    if on(&c.0, s) {
-                        row.push((x[u][j], -w * (floors.step_lb(p, u, c) - c.1.work)));
-                        let q = (w * c.1.work).sqrt();
-                        qrow.push((x[u][j], q));
-                        qm = qm.max(q);
-                    }
-                }
-                qmax += qm;
-            }
-            let r = m.var(0.0, f64::INFINITY, 0.0, &format!("cs_{s}"));
-            row.push((r, -1.0));
-            m.ge(&row, 0.0);
-            let qv = m.var(0.0, f64::INFINITY, 0.0, &format!("q_{s}"));
-            let mut qdef = vec![(qv, -1.0)];
-            qdef.extend(qrow.iter().copied());
-            m.eq(&qdef, 0.0);
-            for k in 1..=TANGENTS {
-                let qh = qmax * k as f64 / TANGENTS as f64;
-                // r ≥ 2 q̂ Q − q̂²
-                m.ge(&[(r, 1.0), (qv, -2.0 * qh)], -qh * qh);
-            }
-            cs_vars.push((r, qv, qrow, qmax));
+            let cut = CsCut {
+                members: &all,
+                ..cut
+            };
+            cs_vars.push(cut.add(p, &mut m, |_, c| floors.shared_lb(p, c)));
         }
     }
     for (u, list) in lists.iter().enumerate() {
@@ -386,14 +449,12 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
                 }
             }
         }
-        for (r, qv, qrow, qmax) in &cs_vars {
+        for (r, qv, qrow, points) in &cs_vars {
             let q: f64 = qrow.iter().map(|&(var, c)| c * v[var.0]).sum();
             v[qv.0] = q;
-            v[r.0] = (1..=TANGENTS)
-                .map(|k| {
-                    let qh = qmax * k as f64 / TANGENTS as f64;
-                    2.0 * qh * q - qh * qh
-                })
+            v[r.0] = points
+                .iter()
+                .map(|qh| 2.0 * qh * q - qh * qh)
                 .fold(0.0, f64::max);
         }
         if let Some(t) = t_max {
@@ -470,6 +531,9 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
     Ok(out)
 }
 
+/// Price multipliers of the `priced-search` starts used as the warm start.
+const WARM_STARTS: [f64; 6] = [2.0, 8.0, 1.0, 4.0, 16.0, 32.0];
+
 /// Options for a MILP call at a given gap (bench helper).
 pub fn options_with_gap(gap: f64, time_limit_s: f64) -> SolveOptions {
     SolveOptions {
@@ -498,14 +562,7 @@ pub fn step_caps(p: &Prepared, lists: &[Vec<Cand>], floors: &Floors, ub: f64) ->
                 .enumerate()
                 .map(|(u, li)| {
                     li.iter()
-                        .map(|c| {
-                            c.1.lat
-                                + if c.0.split < l {
-                                    floors.step_lb(p, u, c)
-                                } else {
-                                    0.0
-                                }
-                        })
+                        .map(|c| floors.latency_lb(p, u, c))
                         .fold(f64::INFINITY, f64::min)
                 })
                 .collect();
@@ -536,8 +593,89 @@ pub fn step_caps(p: &Prepared, lists: &[Vec<Cand>], floors: &Floors, ub: f64) ->
     }
 }
 
-/// Tangents under-estimating each server's Cauchy–Schwarz square (mean objective).
-const TANGENTS: usize = 24;
+/// A Cauchy–Schwarz congestion cut on server `s` over `members` (user, variable of the step it sees
+/// on `s`): `Σ w_u p_u ≥ Σ_{u, j on s} w_u g(u, j) x_uj + R`, `R ≤ Q²` under tangents,
+/// `Q = Σ_{u, j on s} √(w_u a_j) x_uj`; valid when `p_u ≥ g(u, j) + A_s` for a user of `s` at
+/// candidate `j` (`A_s` the members' total work), since `(Σ w_u)(Σ a_u) ≥ (Σ √(w_u a_u))²`.
+struct CsCut<'a> {
+    s: usize,
+    members: &'a [(usize, Var)],
+    lists: &'a [Vec<Cand>],
+    x: &'a [Vec<Var>],
+    cap: f64,
+    warm: Option<&'a [usize]>,
+}
+
+/// The variables of a congestion cut: `R`, `Q`, the terms of `Q` and the tangent points.
+type CsVars = (Var, Var, Vec<(Var, f64)>, Vec<f64>);
+
+impl CsCut<'_> {
+    fn add(&self, p: &Prepared, m: &mut Milp, g: impl Fn(usize, &Cand) -> f64) -> CsVars {
+        let l = p.num_layers();
+        let s = self.s;
+        let on = |c: &Cand| c.0.admitted && c.0.split < l && c.0.server == s;
+        let mut row: Vec<(Var, f64)> = self
+            .members
+            .iter()
+            .map(|&(u, v)| (v, p.users[u].weight))
+            .collect();
+        let mut qrow = vec![];
+        let mut qmax = 0.0;
+        let mut q_ref = 0.0;
+        for &(u, _) in self.members {
+            let w = p.users[u].weight;
+            let mut qm: f64 = 0.0;
+            for (j, c) in self.lists[u].iter().enumerate() {
+                if on(c) {
+                    row.push((self.x[u][j], -w * g(u, c)));
+                    let q = (w * c.1.work).sqrt();
+                    qrow.push((self.x[u][j], q));
+                    qm = qm.max(q);
+                    if self.warm.is_some_and(|pick| pick[u] == j) {
+                        q_ref += q;
+                    }
+                }
+            }
+            qmax += qm;
+        }
+        let r = m.var(0.0, f64::INFINITY, 0.0, &format!("cs_{s}"));
+        row.push((r, -1.0));
+        m.ge(&row, 0.0);
+        let qv = m.var(0.0, f64::INFINITY, 0.0, &format!("q_{s}"));
+        let mut qdef = vec![(qv, -1.0)];
+        qdef.extend(qrow.iter().copied());
+        m.eq(&qdef, 0.0);
+        // Q ≤ √(W · A) with A ≤ Step_s ≤ cap_s
+        let wm: f64 = self.members.iter().map(|&(u, _)| p.users[u].weight).sum();
+        let qmax = qmax.min((wm * self.cap).sqrt());
+        let points = tangent_points(qmax, self.warm.map(|_| q_ref));
+        for &qh in &points {
+            // R ≥ 2 q̂ Q − q̂²
+            m.ge(&[(r, 1.0), (qv, -2.0 * qh)], -qh * qh);
+        }
+        (r, qv, qrow, points)
+    }
+}
+
+/// Tangent points `q̂` under-estimating a Cauchy–Schwarz square `Q²` on `[0, qmax]`: a geometric
+/// grid (ratio 0.85, down to `qmax·10⁻⁴`, so the relative error of the piecewise-linear under-estimate
+/// stays below 1 % over four decades) plus a finer grid (±30 %, step 2.5 %) around the warm start's
+/// `Q` when known. A uniform grid is useless here: `qmax` counts every candidate's largest work
+/// (recompute candidates are orders of magnitude above the plans' `Q`).
+fn tangent_points(qmax: f64, q_ref: Option<f64>) -> Vec<f64> {
+    let mut v = vec![];
+    if qmax.is_finite() && qmax > 0.0 {
+        let mut q = qmax;
+        while q > qmax * 1e-4 {
+            v.push(q);
+            q *= 0.85;
+        }
+    }
+    if let Some(q) = q_ref.filter(|q| *q > 0.0) {
+        v.extend((-12..=12).map(|k| q * (1.0 + 0.025 * k as f64)));
+    }
+    v
+}
 
 /// Floors of the server steps from the users forced onto a server (every candidate uses it): each
 /// such user adds at least its least work and holds the layers above its highest split.
@@ -578,6 +716,23 @@ impl Floors {
             }
         }
         f
+    }
+
+    /// A lower bound on user `u`'s latency under candidate `c`: its own part plus, on a server,
+    /// [`Floors::step_lb`].
+    pub fn latency_lb(&self, p: &Prepared, u: usize, c: &Cand) -> f64 {
+        c.1.lat
+            + if c.0.admitted && c.0.split < p.num_layers() {
+                self.step_lb(p, u, c)
+            } else {
+                0.0
+            }
+    }
+
+    /// The shared layers every user of `c`'s server sees when `c` is on it: `F_s(min(c, ĉ_s))`.
+    pub fn shared_lb(&self, p: &Prepared, c: &Cand) -> f64 {
+        let s = c.0.server;
+        p.servers[s].fixed[c.0.split.min(self.low[s])]
     }
 
     /// A lower bound on the step user `u` sees under candidate `c` (on a server): the shared layers

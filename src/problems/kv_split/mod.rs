@@ -59,8 +59,9 @@
 //! - Identical users are not aggregated (candidate pruning already makes the MILP small).
 //!
 //! ## Solvers (one file each)
-//! `milp` (exact, HiGHS over dominance-pruned candidates with step floors and a Cauchy–Schwarz
-//! congestion cut, warm-started from `priced-search`), `brute-force` (exact, tiny instances,
+//! `milp` (exact, HiGHS over dominance-pruned candidates with step floors, Cauchy–Schwarz
+//! congestion cuts, max-latency step rows and Lagrangian reduced-cost fixing, warm-started from
+//! `priced-search`), `brute-force` (exact, tiny instances,
 //! unpruned), `lagrangian` (gradient: relaxes server memory, projected subgradient on μ_s, valid dual
 //! bound + repaired solution), `priced-search` (heuristic: memory prices, priced insertion, feasible
 //! descent with O(1) move scores, memory swaps; file `search.rs`), `greedy`, `local-search`

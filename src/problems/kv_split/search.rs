@@ -13,6 +13,12 @@
 //!    one co-located user that frees enough memory at the least loss, applied when the pair
 //!    improves the objective.
 //!
+//! 5. Regime moves on the best start's plan ([`Fast::regimes`]): per server, all its users
+//!    re-inserted after one of them takes its lowest split (so the server holds all layers),
+//!    unpriced first, then under the start's prices doubled on failure; kept when better (a
+//!    server whose users all sit at high splits cannot reach a low-split regime one user at a
+//!    time: the extra layers' weights do not fit until others free KV).
+//!
 //! Starts: the priced construction at `2μ` and `8μ` (prices of servers the construction fails on
 //! are doubled until it succeeds); the best plan is kept. Under `max_latency` the descent scores
 //! `max + 10⁻³ · mean` so that moves off the critical user are not plateaus. For the `admitted`
@@ -87,6 +93,10 @@ pub struct Fast<'a> {
     res_kv: Vec<f64>,
     res_work: Vec<f64>,
     res_split: Vec<usize>,
+    /// `max_latency` only: a lower bound on the user's latency under each candidate (`lat` + the
+    /// step floor of [`Floors::step_lb`]); a move to a candidate whose bound exceeds the current
+    /// score cannot improve it.
+    own_lb: Vec<Vec<f64>>,
 }
 
 /// The effect of a move on one server.
@@ -128,6 +138,16 @@ impl<'a> Fast<'a> {
             res_kv: vec![0.0; ns],
             res_work: vec![0.0; ns],
             res_split: vec![l; ns],
+            own_lb: if p.objective == Objective::MaxLatency {
+                let floors = Floors::new(p, lists);
+                lists
+                    .iter()
+                    .enumerate()
+                    .map(|(u, li)| li.iter().map(|c| floors.latency_lb(p, u, c)).collect())
+                    .collect()
+            } else {
+                vec![]
+            },
         }
     }
 
@@ -475,10 +495,14 @@ impl<'a> Fast<'a> {
         term(j) - term(self.pick[u])
     }
 
-    /// The best feasible candidate of `u` under the priced objective (value, candidate).
-    fn best_move(&self, u: usize, mu: &[f64]) -> Option<(f64, usize)> {
+    /// The best feasible candidate of `u` under the priced objective (value, candidate); with
+    /// `skip_above`, candidates whose own latency bound plus price exceeds it are not scored.
+    fn best_move(&self, u: usize, mu: &[f64], skip_above: f64) -> Option<(f64, usize)> {
         let mut best: Option<(f64, usize)> = None;
         for j in 0..self.lists[u].len() {
+            if !self.own_lb.is_empty() && self.own_lb[u][j] + self.price(u, j, mu) > skip_above {
+                continue;
+            }
             if let Some(v) = self.eval(u, j) {
                 let v = v + self.price(u, j, mu);
                 if best.is_none_or(|(b, _)| v < b) {
@@ -499,7 +523,10 @@ impl<'a> Fast<'a> {
                     return moves;
                 }
                 let cur = self.objective();
-                if let Some((v, j)) = self.best_move(u, mu) {
+                // max objective: the score after a move is at least the moving user's latency,
+                // so a candidate whose own bound plus price exceeds the score cannot improve it
+                let skip = if self.max_obj { cur } else { f64::INFINITY };
+                if let Some((v, j)) = self.best_move(u, mu, skip) {
                     if j != self.pick[u] && v < cur - 1e-12 * cur.abs().max(1e-9) {
                         self.set(u, j);
                         moves += 1;
@@ -595,6 +622,153 @@ impl<'a> Fast<'a> {
         applied
     }
 
+    /// Regime moves (many users of one server at once): a server whose users all sit at high
+    /// splits holds few layers, and no single user can move to a low split (the layers' weights do
+    /// not fit until others free KV). For each used server: empty it, put the user with the largest
+    /// weighted latency gain at its fastest low-split candidate (the lowest split it has on that
+    /// server), re-insert the others (heaviest first) by best feasible move, then descend and swap;
+    /// kept when the plan improves, undone otherwise. Returns the number of moves kept.
+    pub fn regimes(&mut self, mu: &[f64], ctx: &Context<'_>) -> u64 {
+        let mut kept = 0;
+        for s in 0..self.ns {
+            if self.members[s].is_empty() {
+                continue;
+            }
+            // re-insertion under memory prices, raised on the server when a user finds no room
+            // unpriced first, then the start's prices, doubled on s after each failure
+            let mut prices = vec![0.0; self.ns];
+            for k in 0..4 {
+                if k == 1 {
+                    prices = mu.to_vec();
+                }
+                if ctx.should_stop() {
+                    return kept;
+                }
+                match self.regime(s, &prices, ctx) {
+                    Some(Some(k)) => {
+                        kept += k;
+                        break;
+                    }
+                    Some(None) => break,
+                    None if k > 0 => prices[s] = (2.0 * prices[s]).max(1e-12),
+                    None => {}
+                }
+            }
+        }
+        kept
+    }
+
+    /// One regime move on server `s` (see [`Fast::regimes`]) with re-insertion prices `mu`:
+    /// `Some(Some(moves))` kept, `Some(None)` no improvement, `None` a user found no room.
+    fn regime(&mut self, s: usize, mu: &[f64], ctx: &Context<'_>) -> Option<Option<u64>> {
+        let zero = vec![0.0; self.ns];
+        let before = self.objective();
+        let old = self.pick.clone();
+        let users: Vec<usize> = self.members[s].clone();
+        // the leader: largest weighted gain of its fastest candidate at its lowest split on s
+        let mut lead: Option<(f64, usize, usize)> = None;
+        for &u in &users {
+            let on_s = |c: &Cand| c.0.split < self.l && c.0.server == s;
+            let Some(low) = self.lists[u]
+                .iter()
+                .filter(|c| on_s(c))
+                .map(|c| c.0.split)
+                .min()
+            else {
+                continue;
+            };
+            if low >= self.minc[s] {
+                continue;
+            }
+            let Some(j) = (0..self.lists[u].len())
+                .filter(|&j| on_s(&self.lists[u][j]) && self.lists[u][j].0.split == low)
+                .min_by(|&a, &b| {
+                    self.lists[u][a]
+                        .1
+                        .lat
+                        .partial_cmp(&self.lists[u][b].1.lat)
+                        .unwrap()
+                })
+            else {
+                continue;
+            };
+            let gain =
+                self.p.users[u].weight * (self.lists[u][old[u]].1.lat - self.lists[u][j].1.lat);
+            if lead.is_none_or(|(g, _, _)| gain > g) {
+                lead = Some((gain, u, j));
+            }
+        }
+        let (_, lu, lj) = lead?;
+        for &u in &users {
+            self.set(u, NONE);
+        }
+        // reserve room for the users forced onto a server, as in the construction
+        self.reserve();
+        self.set(lu, lj);
+        self.reserve();
+        let mut order: Vec<usize> = users.iter().copied().filter(|&u| u != lu).collect();
+        order.sort_by(|&a, &b| {
+            self.p.users[b]
+                .weight
+                .partial_cmp(&self.p.users[a].weight)
+                .unwrap()
+        });
+        let mut ok = true;
+        for u in order {
+            match self.best_move(u, mu, f64::INFINITY) {
+                Some((_, j)) => {
+                    self.set(u, j);
+                    if self.forced_server(u).is_some() {
+                        self.reserve();
+                    }
+                }
+                None => {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        let mut moves = 0;
+        if ok {
+            self.reserve();
+            moves += self.descent(&zero, 20, ctx) + self.swap_rounds(3, ctx);
+        }
+        if ok && self.objective() < before - 1e-12 * before.abs().max(1e-9) {
+            return Some(Some(moves + users.len() as u64));
+        }
+        // undo: take every changed user out, then put each back
+        for u in 0..old.len() {
+            if self.pick[u] != old[u] {
+                self.set(u, NONE);
+            }
+        }
+        for u in 0..old.len() {
+            if self.pick[u] == NONE {
+                self.set(u, old[u]);
+            }
+        }
+        self.reserve();
+        if ok {
+            Some(None)
+        } else {
+            None
+        }
+    }
+
+    /// Up to `rounds` rounds of [`Fast::swaps`], each followed by an unpriced descent; moves made.
+    pub fn swap_rounds(&mut self, rounds: usize, ctx: &Context<'_>) -> u64 {
+        let zero = vec![0.0; self.ns];
+        let mut moves = 0;
+        for _ in 0..rounds {
+            let k = self.swaps(200, ctx);
+            if k == 0 {
+                break;
+            }
+            moves += k + self.descent(&zero, 20, ctx);
+        }
+        moves
+    }
+
     pub fn plan(&self) -> Vec<Choice> {
         plan_of(self.lists, &self.pick)
     }
@@ -648,7 +822,7 @@ pub fn construct<'a>(
     order.sort_by(|&a, &b| key(a).partial_cmp(&key(b)).unwrap());
     st.reserve();
     for u in order {
-        let Some((_, j)) = st.best_move(u, mu) else {
+        let Some((_, j)) = st.best_move(u, mu, f64::INFINITY) else {
             let mut servers: Vec<usize> = lists[u]
                 .iter()
                 .filter(|c| c.0.split < st.l)
@@ -687,6 +861,18 @@ pub fn construct_adaptive<'a>(
 
 /// The priced search (latency objectives); the best plan found and the number of moves.
 pub fn priced_search(p: &Prepared, lists: &[Vec<Cand>], ctx: &Context<'_>) -> (Vec<Choice>, u64) {
+    // the subgradient's prices are too low after 30 steps; ×2 and ×8 were the best pair of starts
+    // on the `large` instances (within 0.6 % of six starts)
+    priced_search_from(p, lists, ctx, &[2.0, 8.0])
+}
+
+/// [`priced_search`] from the given price multipliers (one start each).
+pub fn priced_search_from(
+    p: &Prepared,
+    lists: &[Vec<Cand>],
+    ctx: &Context<'_>,
+    starts: &[f64],
+) -> (Vec<Choice>, u64) {
     let mu = memory_prices(p, lists, 30);
     let ns = p.servers.len();
     // a price at which a user's whole cost share buys about a fiftieth of a server
@@ -702,12 +888,10 @@ pub fn priced_search(p: &Prepared, lists: &[Vec<Cand>], ctx: &Context<'_>) -> (V
         .iter()
         .map(|s| 0.05 * share * 50.0 / s.memory_bytes)
         .collect();
-    let mut best: Option<(f64, Vec<Choice>)> = None;
+    let mut best: Option<(f64, Vec<usize>, Vec<f64>)> = None;
     let mut moves = 0;
     let zero = vec![0.0; ns];
-    // the subgradient's prices are too low after 30 steps; ×2 and ×8 were the best pair of starts
-    // on the `large` instances (within 0.6 % of six starts)
-    for k in [2.0, 8.0] {
+    for &k in starts {
         if ctx.should_stop() && best.is_some() {
             break;
         }
@@ -718,22 +902,28 @@ pub fn priced_search(p: &Prepared, lists: &[Vec<Cand>], ctx: &Context<'_>) -> (V
         st.set_tie_break(1e-3);
         moves += st.descent(&m, 5, ctx);
         moves += st.descent(&zero, 20, ctx);
-        for _ in 0..5 {
-            let k = st.swaps(200, ctx);
-            if k == 0 {
-                break;
-            }
-            moves += k + st.descent(&zero, 20, ctx);
-        }
+        moves += st.swap_rounds(5, ctx);
         moves += st.descent(&zero, 20, ctx);
         st.set_tie_break(0.0);
         let v = st.objective();
         if best.as_ref().is_none_or(|b| v < b.0) {
-            best = Some((v, st.plan()));
+            best = Some((v, st.pick.clone(), m));
+        }
+    }
+    // regime moves on the best start's plan
+    if let Some((v, pick, m)) = &mut best {
+        let mut st = Fast::new(p, lists, pick);
+        if p.objective == Objective::MaxLatency {
+            st.set_tie_break(1e-3);
+        }
+        moves += st.regimes(m, ctx);
+        st.set_tie_break(0.0);
+        if st.objective() < *v {
+            *pick = st.pick.clone();
         }
     }
     match best {
-        Some((_, plan)) => (plan, moves),
+        Some((_, pick, _)) => (plan_of(lists, &pick), moves),
         None => {
             let (st, m) = local_search(p, lists, ctx);
             (st.plan(), moves + m)
