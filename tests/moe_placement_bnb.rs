@@ -1,4 +1,5 @@
-//! The combinatorial `branch-and-bound` of `moe_placement` (max_load objective) against the
+//! The combinatorial `branch-and-bound` of `moe_placement` (max_load objective) and the LP-free layer
+//! bound against the
 //! brute force on random small instances (identical servers, migration costs, utilisation caps,
 //! infeasible ones), its time-limited bound, and its domain.
 
@@ -142,4 +143,33 @@ fn latency_objective_is_refused_with_a_reason() {
     let s = solve::find_solver::<MoePlacement>(&p, "branch-and-bound").unwrap();
     let why = s.supports(&p).unwrap_err();
     assert!(why.contains("max_load"), "{why}");
+}
+
+#[test]
+fn lp_free_layer_bound_is_below_the_optimum() {
+    // `Prepared::layer_lower_bound` (balanced load + local-slot / local-capacity dispatch bound)
+    // against the brute-force optimum on small latency and max_load instances
+    let mut checked = 0;
+    for seed in 0..120 {
+        let mut inst = small(1000 + seed);
+        if seed % 3 != 0 {
+            inst.objective = Objective::Latency;
+        }
+        let p = prep(&inst);
+        let s = solve::find_solver::<MoePlacement>(&p, "brute-force").unwrap();
+        if s.supports(&p).is_err() {
+            continue;
+        }
+        let b = run(&p, "brute-force", 60.0);
+        if let Some(opt) = b.objective {
+            let lb: f64 = (0..p.layers).map(|l| p.layer_lower_bound(l)).sum();
+            assert!(
+                lb <= opt * (1.0 + 1e-9),
+                "seed {seed}: bound {lb} above the optimum {opt}"
+            );
+            assert!(lb > 0.0);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 60, "only {checked} instances checked");
 }

@@ -216,12 +216,58 @@ impl Prepared {
         }
     }
 
-    /// A trivial lower bound on layer `l`'s objective: the load term at perfect balance
-    /// (`max_s u_s >= Σ_e d_e f / Σ_s F_s`); network and migration terms are at least 0.
+    /// A lower bound on layer `l`'s objective without an LP: every plan has a max utilisation
+    /// `z ≥ z̄ = Σ_e d_e f / Σ_s F_s` (balanced load), and under `latency` a home `h` serves locally
+    /// at most the demand of the `k_h` experts its own slots hold (`T_h`, its heaviest) and at most
+    /// its own capacity at utilisation `z` (`z F_h / f`); every other activation of `h` costs at
+    /// least `c_h = min_{s≠h} c_{hs}`. So the objective is at least
+    /// `min_{z ≥ z̄} w z + Σ_h c_h·max(0, D_h − min(T_h, z F_h / f)) / Λ` (convex piecewise linear in
+    /// `z`: its minimum is at `z̄` or at a breakpoint `T_h f/F_h`, `D_h f/F_h`). Migration costs ≥ 0.
     pub fn layer_lower_bound(&self, l: usize) -> f64 {
         let work: f64 = self.expert_demand[l].iter().sum::<f64>() * self.flops_per_act;
         let flops: f64 = self.servers.iter().map(|s| s.flops).sum();
-        self.load_weight() * work / flops
+        let z_bal = work / flops;
+        let w = self.load_weight();
+        if self.objective != Objective::Latency {
+            return w * z_bal;
+        }
+        // per home: (remote cost, demand, heaviest-k demand, activations per unit of utilisation)
+        let homes: Vec<(f64, f64, f64, f64)> = self
+            .homes
+            .iter()
+            .enumerate()
+            .map(|(h, &hs)| {
+                let mut d = self.home_demand[l][h].clone();
+                d.sort_by(|a, b| b.total_cmp(a));
+                let total: f64 = d.iter().sum();
+                let top: f64 = d.iter().take(self.servers[hs].slots).sum();
+                let remote = (0..self.num_servers())
+                    .filter(|&s| s != hs)
+                    .map(|s| self.comm[hs][s])
+                    .fold(f64::INFINITY, f64::min);
+                let per_util = self.servers[hs].flops / self.flops_per_act;
+                (remote, total, top, per_util)
+            })
+            .collect();
+        let value = |z: f64| {
+            let mut v = w * z;
+            for &(c, total, top, per_util) in &homes {
+                let left = total - top.min(z * per_util);
+                if left > 0.0 && c.is_finite() {
+                    v += c * left / self.total_rate;
+                }
+            }
+            v
+        };
+        let mut best = value(z_bal);
+        for &(_, total, top, per_util) in &homes {
+            for z in [top / per_util, total / per_util] {
+                if z > z_bal && z.is_finite() {
+                    best = best.min(value(z));
+                }
+            }
+        }
+        best
     }
 
     /// Whether every home reaches every server (the heuristics' assumption).

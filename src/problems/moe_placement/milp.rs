@@ -1,5 +1,6 @@
 //! `milp` (exact): the per-layer MILP of [`super::model`] with binary holdings, one HiGHS model per
-//! layer (one thread each), layers solved in parallel (rayon), each warm-started from `greedy`.
+//! layer (one thread each), layers solved in parallel (rayon), each warm-started from `ils`
+//! (at most [`WARM_SHARE`] of the time limit).
 //! Layers share no variable or constraint, so the optimum is the sum of the per-layer optima and the
 //! bound is the sum of the per-layer dual bounds; the run is optimal only when every layer is. A
 //! requested relative gap `g` per layer gives at most `g` on the sum. Under a time limit each layer
@@ -101,6 +102,9 @@ pub fn fair_share(
     })
 }
 
+/// Largest share of the time limit the `ils` warm start may use.
+pub const WARM_SHARE: f64 = 0.25;
+
 /// The `milp` solver.
 pub struct MilpSolver;
 
@@ -112,7 +116,7 @@ impl Solver<MoePlacement> for MilpSolver {
         SolverKind::Exact
     }
     fn description(&self) -> &'static str {
-        "per-layer MILP (HiGHS), layers in parallel, warm-started from greedy; bound = sum of layer bounds"
+        "per-layer MILP (HiGHS), layers in parallel, warm-started from ils; bound = sum of layer bounds"
     }
     fn solve(&self, p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<super::MoeSolution>> {
         if !p.enough_slots() {
@@ -120,8 +124,13 @@ impl Solver<MoePlacement> for MilpSolver {
         }
         let deadline = greedy::deadline_of(ctx);
         let stop = ctx.stop_flag();
+        // the warm start (`ils`, never worse than `greedy`) gets at most a quarter of the time
+        let ils_deadline = deadline.map(|d| {
+            let now = std::time::Instant::now();
+            now + d.saturating_duration_since(now).mul_f64(WARM_SHARE)
+        });
         let warm = (ctx.options.warm_start && p.fully_connected())
-            .then(|| greedy::plans(p, deadline, stop.clone()).0);
+            .then(|| super::ils::plans(p, ils_deadline, stop.clone()));
         let opts = ctx.options.clone();
         // under a time limit each layer gets a fair share of the time left when it starts (threads /
         // layers not started yet), so that every layer reaches at least its root bound and time
@@ -140,7 +149,7 @@ impl Solver<MoePlacement> for MilpSolver {
         let res: Vec<LayerSolve> = res.into_iter().collect::<Result<_>>()?;
         let mut o = combine(p, res, warm.as_deref(), ctx);
         if warm.is_some() {
-            o.notes.push("warm-started from greedy".into());
+            o.notes.push("warm-started from ils".into());
         }
         Ok(o)
     }
