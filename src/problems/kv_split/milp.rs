@@ -156,11 +156,10 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
                 }
                 _ => false,
             };
-            let ok = (!priced_out
-                && !too_slow
-                && (!(c.0.admitted && c.0.split < l)
-                    || p.servers[c.0.server].fixed[c.0.split] + c.1.work <= caps[c.0.server]))
-                || Some(j) == keep_j;
+            let over_cap = c.0.admitted
+                && c.0.split < l
+                && p.servers[c.0.server].fixed[c.0.split] + c.1.work > caps[c.0.server];
+            let ok = !(priced_out || too_slow || over_cap) || Some(j) == keep_j;
             if ok {
                 if Some(j) == keep_j {
                     warm_pick.push(kept.len());

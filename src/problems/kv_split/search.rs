@@ -38,6 +38,9 @@ const NONE: usize = usize::MAX;
 /// Relative tolerance of the feasibility checks (tighter than `evaluate`'s 1e-9).
 const TOL: f64 = 1e-10;
 
+/// A regime move's re-insertion is descended only when within this relative margin of the plan.
+const REGIME_SLACK: f64 = 0.05;
+
 /// The two smallest keys of a group with their users.
 #[derive(Debug, Clone, Copy)]
 struct Two([(f64, usize); 2]);
@@ -575,13 +578,15 @@ impl<'a> Fast<'a> {
                         } else {
                             0.0
                         };
-                    sellers[g0].push(((v - cur).max(0.0) / freed, freed, u, j));
+                    if freed > 0.0 {
+                        sellers[g0].push(((v - cur).max(0.0) / freed, freed, u, j));
+                    }
                 }
             }
         }
-        buyers.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap());
+        buyers.sort_by(|a, b| b.0.total_cmp(&a.0));
         for s in &mut sellers {
-            s.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
+            s.sort_by(|a, b| a.0.total_cmp(&b.0));
         }
         let mut touched = vec![false; self.lists.len()];
         for &(_, need, u, j) in buyers.iter().take(max_buyers) {
@@ -729,11 +734,13 @@ impl<'a> Fast<'a> {
             }
         }
         let mut moves = 0;
-        if ok {
+        // a re-insertion far above the plan is not descended (the descents are the cost)
+        let promising = ok && self.objective() < before * (1.0 + REGIME_SLACK);
+        if promising {
             self.reserve();
             moves += self.descent(&zero, 20, ctx) + self.swap_rounds(3, ctx);
         }
-        if ok && self.objective() < before - 1e-12 * before.abs().max(1e-9) {
+        if promising && self.objective() < before - 1e-12 * before.abs().max(1e-9) {
             return Some(Some(moves + users.len() as u64));
         }
         // undo: take every changed user out, then put each back
