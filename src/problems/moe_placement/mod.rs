@@ -58,9 +58,10 @@
 //! MoETuner) is **not built**: a token is assumed to return to its home between layers.
 //!
 //! ## Solvers (one file each)
-//! `milp` (exact: HiGHS per layer in parallel, warm-started from `greedy`, copy-count cuts
+//! `milp` (exact: HiGHS per layer in parallel, warm-started from `ils`, copy-count cuts
 //! `z ≥ D_T f / F_top(C_T)` on the copies `C_T` of an expert set `T`, see `model::copy_cuts`),
-//! `brute-force` (exact:
+//! `branch-and-bound` (exact, `max_load` only: combinatorial search over holder sets with the
+//! max-flow value `z*(T) = max_U f·D(U)/F(U)` of holdings, see `bnb`), `brute-force` (exact:
 //! enumerate holdings, routing LP), `lp-round` (gradient kind: LP relaxation bound + rounding +
 //! repair + routing LP), `greedy` (replicate by marginal load, LPT onto heterogeneous servers,
 //! water-filling routing, move/swap local search, never worse than EPLB), `ils` (iterated local
