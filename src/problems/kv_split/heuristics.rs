@@ -332,7 +332,7 @@ pub fn own_bound_start(p: &Prepared, lists: &[Vec<Cand>]) -> Vec<usize> {
             let f = |c: &Cand| {
                 c.1.lat
                     + if c.0.split < l {
-                        p.servers[c.0.server].fixed[c.0.split] + c.1.work
+                        p.step_lower_bound(c.0.server, c.0.split, &c.1)
                     } else {
                         0.0
                     }

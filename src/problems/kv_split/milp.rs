@@ -158,7 +158,7 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
             };
             let over_cap = c.0.admitted
                 && c.0.split < l
-                && p.servers[c.0.server].fixed[c.0.split] + c.1.work > caps[c.0.server];
+                && p.step_lower_bound(c.0.server, c.0.split, &c.1) > caps[c.0.server];
             let ok = !(priced_out || too_slow || over_cap) || Some(j) == keep_j;
             if ok {
                 if Some(j) == keep_j {
@@ -731,7 +731,7 @@ impl Floors {
     /// The shared layers every user of `c`'s server sees when `c` is on it: `F_s(min(c, ĉ_s))`.
     pub fn shared_lb(&self, p: &Prepared, c: &Cand) -> f64 {
         let s = c.0.server;
-        p.servers[s].fixed[c.0.split.min(self.low[s])]
+        p.server_step(s, c.0.split.min(self.low[s]), 0.0)
     }
 
     /// A lower bound on the step user `u` sees under candidate `c` (on a server): the shared layers
@@ -744,6 +744,6 @@ impl Floors {
             } else {
                 0.0
             };
-        p.servers[s].fixed[c.0.split.min(self.low[s])] + c.1.work + others.max(0.0)
+        p.server_step(s, c.0.split.min(self.low[s]), c.1.work) + others.max(0.0)
     }
 }

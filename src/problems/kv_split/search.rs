@@ -365,7 +365,7 @@ impl<'a> Fast<'a> {
         } else {
             self.p.server_step(s, minc, work)
         };
-        let reserved = sv.fixed[held] + work + self.res_work[s];
+        let reserved = self.p.server_step(s, held, work) + self.res_work[s];
         let others = if leaving {
             self.slack[s].min_except(u)
         } else {
