@@ -27,15 +27,14 @@
 //!
 //! Under a time limit the bound returned is the smallest bound of the subtrees left open (children
 //! are sorted, so the first open child of every level on the interrupted path), capped by the
-//! incumbent. The routing of the best holdings comes from the routing LP of [`super::model`].
+//! incumbent. The routing of the best holdings comes from the routing LP of [`super::model`]
+//! (`greedy::polish`).
 
-use super::cost::{LayerPlan, Prepared};
+use super::cost::{LayerPlan, Prepared, ShareState};
 use super::greedy;
-use super::model::{self, Mode};
 use super::{finish, MoePlacement, Objective};
 use crate::error::Result;
-use crate::solve::milp::MilpStatus;
-use crate::solve::{Context, Outcome, SolveOptions, Solver, SolverKind, StopFlag, Termination};
+use crate::solve::{Context, Outcome, Solver, SolverKind, StopFlag, Termination};
 use rayon::prelude::*;
 use std::time::Instant;
 
@@ -58,6 +57,13 @@ pub fn applicable(p: &Prepared) -> std::result::Result<(), String> {
     if n > MAX_SERVERS {
         return Err(format!(
             "{n} servers with expert slots (at most {MAX_SERVERS})"
+        ));
+    }
+    if p.homes.len() * p.experts * p.num_servers() > greedy::POLISH_LIMIT {
+        // the routing of the best holdings is the routing LP of `greedy::polish`
+        return Err(format!(
+            "homes × experts × servers above {} (the routing LP of the final holdings)",
+            greedy::POLISH_LIMIT
         ));
     }
     if p.experts > MAX_EXPERTS {
@@ -400,25 +406,10 @@ pub fn solve_layer(
         .map(|&s| order.iter().map(|&e| p.hold_cost(l, s, e)).collect())
         .collect();
     let any_hold_cost = hc.iter().flatten().any(|&c| c != 0.0);
-    let mut class = vec![usize::MAX; n];
-    let mut next = 0;
-    for a in 0..n {
-        if class[a] != usize::MAX {
-            continue;
-        }
-        class[a] = next;
-        for b in a + 1..n {
-            let (sa, sb) = (&p.servers[srv[a]], &p.servers[srv[b]]);
-            if class[b] == usize::MAX
-                && sa.flops == sb.flops
-                && sa.slots == sb.slots
-                && hc[a] == hc[b]
-            {
-                class[b] = next;
-            }
-        }
-        next += 1;
-    }
+    let class = super::model::classes(n, |a, b| {
+        let (sa, sb) = (&p.servers[srv[a]], &p.servers[srv[b]]);
+        sa.flops == sb.flops && sa.slots == sb.slots && hc[a] == hc[b]
+    });
     let total_slots: usize = srv.iter().map(|&s| p.servers[s].slots).sum();
     let mut by_speed: Vec<usize> = (0..n).collect();
     by_speed.sort_by(|&a, &b| p.servers[srv[b]].flops.total_cmp(&p.servers[srv[a]].flops));
@@ -487,15 +478,6 @@ pub fn solve_layer(
     }
 }
 
-/// The layer plan of holdings: the routing LP (exact), else water-filling.
-fn route(p: &Prepared, l: usize, hold: Vec<Vec<bool>>, stop: StopFlag) -> LayerPlan {
-    let opts = SolveOptions::default();
-    match model::solve_layer(p, l, Mode::Fixed(&hold), &opts, None, stop, None) {
-        Ok(r) if r.status == MilpStatus::Optimal && r.plan.is_some() => r.plan.unwrap(),
-        _ => super::cost::ShareState::new(p, l, hold).plan(p),
-    }
-}
-
 /// The `branch-and-bound` solver.
 pub struct BranchAndBound;
 
@@ -538,7 +520,10 @@ impl Solver<MoePlacement> for BranchAndBound {
                     let r = solve_layer(p, l, Some(start), dl, node_limit, &stop);
                     let plan = match &r.hold {
                         Some(h) => {
-                            greedy::pick(p, l, start.clone(), route(p, l, h.clone(), stop.clone()))
+                            // water-filling, then the routing LP on the holdings (kept when better)
+                            let filled = ShareState::new(p, l, h.clone()).plan(p);
+                            let routed = greedy::polish(p, l, filled, None, stop.clone());
+                            greedy::pick(p, l, start.clone(), routed)
                         }
                         None => start.clone(),
                     };

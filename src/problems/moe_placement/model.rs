@@ -65,25 +65,30 @@ pub fn interchangeable(p: &Prepared) -> Vec<(usize, usize)> {
             })
     };
     let free = p.current.is_none() || p.mig_per_byte == 0.0;
-    let mut class = vec![usize::MAX; ns];
+    let class = classes(ns, |a, b| free && same(a, b));
+    let mut v: Vec<(usize, usize)> = (0..ns).map(|s| (class[s], s)).collect();
+    v.sort();
+    v
+}
+
+/// Class labels of `n` items (first-seen order): item `b` joins the class of the first `a < b` with
+/// `same(a, b)`.
+pub fn classes(n: usize, same: impl Fn(usize, usize) -> bool) -> Vec<usize> {
+    let mut class = vec![usize::MAX; n];
     let mut next = 0;
-    for s in 0..ns {
-        if class[s] != usize::MAX {
+    for a in 0..n {
+        if class[a] != usize::MAX {
             continue;
         }
-        class[s] = next;
-        if free {
-            for t in s + 1..ns {
-                if class[t] == usize::MAX && same(s, t) {
-                    class[t] = next;
-                }
+        class[a] = next;
+        for b in a + 1..n {
+            if class[b] == usize::MAX && same(a, b) {
+                class[b] = next;
             }
         }
         next += 1;
     }
-    let mut v: Vec<(usize, usize)> = (0..ns).map(|s| (class[s], s)).collect();
-    v.sort();
-    v
+    class
 }
 
 /// Whether [`build`] adds the [`copy_cuts`] (on by default; a switch for experiments).
