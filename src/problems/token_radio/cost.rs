@@ -383,12 +383,42 @@ pub fn maximise_by_pieces(
 /// leaves it too; stops at a step or bracket of a few ulps. Returns the last point evaluated and
 /// its `eval`.
 pub fn newton_root(
+    a: f64,
+    b: f64,
+    ga: f64,
+    gb: f64,
+    guess: f64,
+    eval: impl FnMut(f64) -> [f64; 3],
+) -> (f64, [f64; 3]) {
+    let stop = RootStop {
+        ftol: 0.0,
+        xtol_rel: 4.0 * f64::EPSILON,
+        xtol_abs: 4.0 * f64::EPSILON * f64::MIN_POSITIVE,
+    };
+    bracketed_root(a, b, ga, gb, guess, stop, eval)
+}
+
+/// When [`bracketed_root`] stops: at `|g| ≤ ftol`, or at a step or bracket of at most
+/// `xtol_rel·|x| + xtol_abs`.
+#[derive(Debug, Clone, Copy)]
+pub struct RootStop {
+    pub ftol: f64,
+    pub xtol_rel: f64,
+    pub xtol_abs: f64,
+}
+
+/// The safeguarded root finder behind [`newton_root`] and the dual's nested price search: on a
+/// bracket `[a, b]` of a decreasing `g` (`g(a) > 0 > g(b)`), Newton steps where `g'` (third entry of
+/// `eval`) is finite and the step stays inside, Illinois (regula falsi halving the stale end's value)
+/// otherwise, bisection when the secant point leaves the bracket. Pass `g' = NaN` for pure Illinois.
+pub fn bracketed_root(
     mut a: f64,
     mut b: f64,
     mut ga: f64,
     mut gb: f64,
     guess: f64,
-    eval: impl Fn(f64) -> [f64; 3],
+    stop: RootStop,
+    mut eval: impl FnMut(f64) -> [f64; 3],
 ) -> (f64, [f64; 3]) {
     let falsi = |a: f64, b: f64, ga: f64, gb: f64| {
         let s = a + ga * (b - a) / (ga - gb);
@@ -407,28 +437,29 @@ pub fn newton_root(
     let mut e = eval(x);
     for _ in 0..200 {
         let (gx, g1) = (e[1], e[2]);
-        if gx > 0.0 {
+        if !(gx.abs() > stop.ftol) {
+            // a root within the tolerance (or a NaN: nothing to bracket with)
+            break;
+        } else if gx > 0.0 {
             a = x;
             ga = gx;
             if side == 1 {
                 gb *= 0.5;
             }
             side = 1;
-        } else if gx < 0.0 {
+        } else {
             b = x;
             gb = gx;
             if side == -1 {
                 ga *= 0.5;
             }
             side = -1;
-        } else {
-            break;
         }
         let mut xn = x - gx / g1;
         if !(xn > a && xn < b) {
             xn = falsi(a, b, ga, gb);
         }
-        let tol = 4.0 * f64::EPSILON * x.abs().max(f64::MIN_POSITIVE);
+        let tol = (stop.xtol_rel * x.abs() + stop.xtol_abs).max(f64::MIN_POSITIVE);
         if (xn - x).abs() <= tol || b - a <= tol {
             break;
         }
@@ -1104,5 +1135,38 @@ mod tests {
         );
         let t = c.inverse(0.5, 0.0).unwrap();
         assert!((c.value(t) - 0.5).abs() < 1e-12 && t > 0.5);
+    }
+
+    #[test]
+    fn bracketed_root_illinois_newton_and_tolerance() {
+        let g = |x: f64| 1.0 - x * x * x;
+        // pure Illinois (no derivative): converges to the root at 1 on a lopsided bracket
+        let stop = RootStop {
+            ftol: 0.0,
+            xtol_rel: 1e-14,
+            xtol_abs: 1e-14,
+        };
+        let mut calls = 0;
+        let (x, e) = bracketed_root(0.0, 3.0, g(0.0), g(3.0), f64::NAN, stop, |x| {
+            calls += 1;
+            [0.0, g(x), f64::NAN]
+        });
+        assert!((x - 1.0).abs() < 1e-12, "{x}");
+        assert_eq!(e[1], g(x));
+        assert!(calls < 60, "Illinois should be superlinear, took {calls}");
+        // Newton with the derivative from a guess inside: same root, fewer evaluations
+        let mut newton_calls = 0;
+        let (xn, _) = newton_root(0.0, 3.0, g(0.0), g(3.0), 0.8, |x| {
+            newton_calls += 1;
+            [0.0, g(x), -3.0 * x * x]
+        });
+        assert!((xn - 1.0).abs() < 1e-14, "{xn}");
+        assert!(newton_calls <= calls, "{newton_calls} > {calls}");
+        // a loose |g| tolerance stops early, inside it
+        let loose = RootStop { ftol: 1e-3, ..stop };
+        let (xl, el) = bracketed_root(0.0, 3.0, g(0.0), g(3.0), f64::NAN, loose, |x| {
+            [0.0, g(x), f64::NAN]
+        });
+        assert!(el[1].abs() <= 1e-3 && (xl - 1.0).abs() < 1e-3, "{xl}");
     }
 }

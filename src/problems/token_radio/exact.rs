@@ -18,7 +18,7 @@
 //! ([`cost::Prepared::allocate`](super::cost::Prepared::allocate)); bisection on `t` between an achievable and an unachievable level,
 //! bound = the unachievable one.
 
-use super::cost::{Choice, Prepared, RateModel, Utility};
+use super::cost::{bracketed_root, Choice, Prepared, RateModel, RootStop, Utility};
 use super::{decisions_objective, Decision, Objective, TokenRadio, TokenRadioSolution};
 use crate::error::Result;
 use crate::solve::{Context, Outcome, Solver, SolverKind, Termination};
@@ -232,7 +232,8 @@ fn newton(st: &mut DualState<'_>, x0: f64, y0: f64, ctx: &Context<'_>) -> (f64, 
 }
 
 /// Root of a decreasing function near `guess`: bracket by doubling steps, then Illinois
-/// (regula falsi with halving of the stale end), stopping at `|f| ≤ ftol` or a bracket of 1e-14.
+/// (regula falsi with halving of the stale end, [`bracketed_root`]), stopping at `|f| ≤ ftol` or a
+/// bracket of `1e-14·(1 + |x|)`.
 fn root_decreasing(mut f: impl FnMut(f64) -> f64, guess: f64, step: f64, ftol: f64) -> f64 {
     let (mut a, mut b) = (guess - step, guess + step);
     let (mut fa, mut fb) = (f(a), f(b));
@@ -260,36 +261,13 @@ fn root_decreasing(mut f: impl FnMut(f64) -> f64, guess: f64, step: f64, ftol: f
         fb = f(b);
         i += 1;
     }
-    // fa > 0 > fb
-    let mut side = 0;
-    for _ in 0..200 {
-        let c = if fa.is_finite() && fb.is_finite() && fa != fb {
-            b - fb * (b - a) / (fb - fa)
-        } else {
-            0.5 * (a + b)
-        };
-        let c = if c > a && c < b { c } else { 0.5 * (a + b) };
-        let fc = f(c);
-        if fc.abs() <= ftol || (b - a) <= 1e-14 * (1.0 + c.abs()) {
-            return c;
-        }
-        if fc > 0.0 {
-            a = c;
-            fa = fc;
-            if side == 1 {
-                fb *= 0.5;
-            }
-            side = 1;
-        } else {
-            b = c;
-            fb = fc;
-            if side == -1 {
-                fa *= 0.5;
-            }
-            side = -1;
-        }
-    }
-    0.5 * (a + b)
+    // fa > 0 > fb: Illinois steps (no derivative) on the bracket
+    let stop = RootStop {
+        ftol,
+        xtol_rel: 1e-14,
+        xtol_abs: 1e-14,
+    };
+    bracketed_root(a, b, fa, fb, f64::NAN, stop, |x| [0.0, f(x), f64::NAN]).0
 }
 
 /// Solves the dual and recovers a primal. `None` when even the minimum kept fractions do not fit.
