@@ -182,7 +182,7 @@ impl LlmCard {
             c.field(f).at_least_one(v)?;
         }
         c.field("n_kv_heads").ensure(
-            self.n_kv_heads <= self.n_heads && self.n_heads % self.n_kv_heads == 0,
+            self.n_kv_heads <= self.n_heads && self.n_heads.is_multiple_of(self.n_kv_heads),
             || {
                 format!(
                     "must divide n_heads ({}), got {}",

@@ -118,6 +118,9 @@ fn hierarchical_layer(
     (phy2log, logcnt)
 }
 
+/// `(phy2log[L][R], logcnt[L][E])` of [`rebalance_experts`].
+pub type Rebalanced = (Vec<Vec<usize>>, Vec<Vec<usize>>);
+
 /// EPLB's `rebalance_experts`: `weight[L][E]`, `R` physical experts per layer, `G` expert groups,
 /// `N` nodes, `P` GPUs. Returns `(phy2log[L][R], logcnt[L][E])`; physical slots are GPU-major
 /// (`R / P` slots per GPU).
@@ -127,18 +130,18 @@ pub fn rebalance_experts(
     g: usize,
     n: usize,
     p: usize,
-) -> std::result::Result<(Vec<Vec<usize>>, Vec<Vec<usize>>), String> {
+) -> std::result::Result<Rebalanced, String> {
     let e = weight.first().map_or(0, |w| w.len());
     if e == 0 || weight.iter().any(|w| w.len() != e) {
         return Err("weight must be a non-empty L x E matrix".into());
     }
-    if p == 0 || n == 0 || g == 0 || r < e || r % p != 0 || p % n != 0 {
+    if p == 0 || n == 0 || g == 0 || r < e || !r.is_multiple_of(p) || !p.is_multiple_of(n) {
         return Err(format!(
             "need R >= E, R % P == 0, P % N == 0 (R={r}, E={e}, P={p}, N={n})"
         ));
     }
-    let (g, n) = if g % n == 0 { (g, n) } else { (1, 1) };
-    if e % g != 0 || r % n != 0 || e % n != 0 {
+    let (g, n) = if g.is_multiple_of(n) { (g, n) } else { (1, 1) };
+    if !e.is_multiple_of(g) || !r.is_multiple_of(n) || !e.is_multiple_of(n) {
         return Err(format!(
             "need E % G == 0 and E, R divisible by N (E={e}, G={g}, N={n})"
         ));

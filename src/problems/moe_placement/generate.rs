@@ -124,7 +124,7 @@ pub fn table_instance(
     let z = Sizes {
         layers: layers.max(1),
         experts: experts.max(2),
-        top_k: 2.min(experts.max(2)),
+        top_k: 2, // `experts.max(2)` above: at least two experts
         expert_bytes: 44e6,
         flops: 88e6,
         hidden: 8192.0,
@@ -203,7 +203,7 @@ pub fn generate(size: &str, seed: u64) -> Result<MoePlacementInstance> {
                 .map(|t| t.parse::<usize>())
                 .collect::<std::result::Result<_, _>>()
                 .map_err(|_| bad_size(size))?;
-            if v.len() != 3 || v.iter().any(|&x| x == 0) {
+            if v.len() != 3 || v.contains(&0) {
                 return Err(bad_size(size));
             }
             (v[0], v[1], v[2])

@@ -1,10 +1,11 @@
 //! `threshold`: You, Huang, Chae, Kim (IEEE TWC 2017), the closed-form optimal policy for TDMA
 //! partial offloading with a fixed local energy per bit. Offloading priority of user k:
-//! `ϕ_k = β_k a_k (φ_k ln φ_k − φ_k + 1)` for `φ_k = (β_k P_k C_k − β_s e_s C_k) B / (β_k a_k ln2)
-//! > 1` (else 0), `a_k = N0 B / g_k`. For a frame multiplier λ, users with `ϕ_k > λ` offload all
+//! `ϕ_k = β_k a_k (φ_k ln φ_k − φ_k + 1)` for
+//! `φ_k = (β_k P_k C_k − β_s e_s C_k) B / (β_k a_k ln2) > 1` (else 0), `a_k = N0 B / g_k`. For a frame multiplier λ, users with `ϕ_k > λ` offload all
 //! `R_k` bits, the others `m_k⁺`, each at the spectral efficiency `x*(λ/(β_k a_k))` (Lambert W),
 //! `t_k = ℓ_k/(B x*)`; λ* is found by bisection on `Σ t_k = T` and the user at the threshold takes
-//! the remaining time. Applies only to the classic model: partitionable tasks with fixed energy per
+//! the remaining time.
+//! Applies only to the classic model: partitionable tasks with fixed energy per
 //! cycle, no power cap, deadlines ≥ frame, no server capacity limit.
 
 use super::cost::{best_efficiency, combine, Local, Point, Prepared};

@@ -437,7 +437,7 @@ pub fn bracketed_root(
     let mut e = eval(x);
     for _ in 0..200 {
         let (gx, g1) = (e[1], e[2]);
-        if !(gx.abs() > stop.ftol) {
+        if gx.is_nan() || gx.abs() <= stop.ftol {
             // a root within the tolerance (or a NaN: nothing to bracket with)
             break;
         } else if gx > 0.0 {

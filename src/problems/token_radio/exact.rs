@@ -198,7 +198,7 @@ fn newton(st: &mut DualState<'_>, x0: f64, y0: f64, ctx: &Context<'_>) -> (f64, 
         };
         let det = j11 * j22 - j12 * j21;
         let scale = (j11 * j22).abs() + (j12 * j21).abs();
-        if !(det.abs() > 1e-6 * scale) || !det.is_finite() {
+        if !det.is_finite() || det.abs() <= 1e-6 * scale {
             break; // degenerate (users at their bounds): leave it to the nested root finder
         }
         let (mut dx, mut dy) = (

@@ -229,7 +229,7 @@ pub fn evaluate(p: &Prepared, s: &TokenRadioSolution) -> Evaluation {
         let up = p.upload_s(k, n, d.bandwidth_hz);
         let cmp = p.compute.time_s(n, d.compute_share);
         let t = up + cmp + p.compute.overhead_s;
-        if !(t <= u.deadline * (1.0 + FEAS_RTOL)) {
+        if t.is_nan() || t > u.deadline * (1.0 + FEAS_RTOL) {
             v.push(format!(
                 "user {k} ({}): latency {t} s > deadline {} s",
                 u.name, u.deadline
