@@ -78,6 +78,7 @@ pub mod generate;
 pub mod greedy;
 pub mod ils;
 pub mod instance;
+pub mod latbnb;
 pub mod lp_round;
 pub mod migration;
 pub mod milp;
@@ -304,6 +305,7 @@ impl Family for MoePlacement {
         vec![
             Box::new(milp::MilpSolver),
             Box::new(bnb::BranchAndBound),
+            Box::new(latbnb::LagrangianBnb),
             Box::new(brute_force::BruteForce),
             Box::new(lp_round::LpRound),
             Box::new(greedy::Greedy),
