@@ -2,7 +2,7 @@
 //! (`cargo run --release --example moe_placement_latbnb -- mixtral-8x7b 8 0 5`: model, servers,
 //! layer or `all`, seconds per layer): the `ils` start, the root bound, the proven value or the
 //! bound at the limit, nodes and leaf LPs, one thread. `MOE_ITERS=root,node,leaf` sets the
-//! subgradient iterations.
+//! subgradient iterations, `MOE_SIGMA` / `MOE_PATIENCE` the step scaling, `MOE_NODES` a node limit.
 
 use edgeplan::catalog::Catalog;
 use edgeplan::problems::moe_placement::generate::catalog_instance;
@@ -20,13 +20,27 @@ fn main() {
     if let Ok(v) = std::env::var("MOE_ITERS") {
         let it: Vec<usize> = v.split(',').filter_map(|x| x.parse().ok()).collect();
         if it.len() == 3 {
-            prm = latbnb::Params {
-                root_iters: it[0],
-                node_iters: it[1],
-                leaf_iters: it[2],
-            };
+            prm.root_iters = it[0];
+            prm.node_iters = it[1];
+            prm.leaf_iters = it[2];
         }
     }
+    if let Some(v) = std::env::var("MOE_SIGMA").ok().and_then(|v| v.parse().ok()) {
+        prm.sigma = v;
+    }
+    if let Some(v) = std::env::var("MOE_PATIENCE").ok().and_then(|v| v.parse().ok()) {
+        prm.patience = v;
+    }
+    if let Some(v) = std::env::var("MOE_THETA").ok().and_then(|v| v.parse().ok()) {
+        prm.theta = v;
+    }
+    if let Some(v) = std::env::var("MOE_DEFLECT").ok().and_then(|v| v.parse().ok()) {
+        prm.deflect = v;
+    }
+    if let Some(v) = std::env::var("MOE_PHI").ok().and_then(|v| v.parse().ok()) {
+        prm.max_phi = v;
+    }
+    let node_limit: Option<u64> = std::env::var("MOE_NODES").ok().and_then(|v| v.parse().ok());
     let devices = ["a100-80gb-pcie", "l40s", "rtx-4090", "jetson-agx-orin-64gb"];
     let inst = catalog_instance(model, &devices, servers, 1).unwrap();
     let p = MoePlacement::prepare(&inst, Catalog::builtin()).unwrap();
@@ -48,6 +62,14 @@ fn main() {
             stop.clone(),
         )
         .0;
+        let mut warm = warm;
+        if std::env::var("MOE_TWICE").is_ok() {
+            // a first search, then the measured one from its best plan (how much the start matters)
+            let r = latbnb::solve_layer(&p, l, Some(&warm), prm, None, node_limit, &stop);
+            if let Some(pl) = r.plan {
+                warm = pl;
+            }
+        }
         let wv = p.plan_layer_value(l, &warm).objective;
         let t = Instant::now();
         let r = latbnb::solve_layer(
@@ -56,10 +78,13 @@ fn main() {
             Some(&warm),
             prm,
             Some(t + Duration::from_secs_f64(limit)),
-            None,
+            node_limit,
             &stop,
         );
         let dt = t.elapsed().as_secs_f64();
+        if std::env::var("MOE_DEPTH").is_ok() {
+            println!("  nodes per depth {:?}, bound evaluations {}", r.depth_nodes, r.evals);
+        }
         tot_t += dt;
         tot_v += r.value;
         tot_b += r.bound;

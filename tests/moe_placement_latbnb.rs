@@ -90,7 +90,7 @@ fn small(seed: u64) -> MoePlacementInstance {
 #[test]
 fn lagrangian_bnb_agrees_with_brute_force() {
     let (mut optimal, mut infeasible, mut limited) = (0, 0, 0);
-    for seed in 0..150 {
+    for seed in 0..220 {
         let p = prep(&small(seed));
         let s = solve::find_solver::<MoePlacement>(&p, "brute-force").unwrap();
         if s.supports(&p).is_err() {
@@ -110,22 +110,24 @@ fn lagrangian_bnb_agrees_with_brute_force() {
                 );
                 // node-limited searches: every per-layer bound (root included) stays below the
                 // per-layer optimum, so their sum stays below the optimum
-                for limit in [1, 3, 10] {
+                // (both free-expert bounds: the per-expert subsets and, with `max_phi` 0, the
+                // per-home slots; the latter also searched to the end)
+                for (limit, max_phi) in [(1, 10), (3, 10), (10, 10), (1, 0), (10, 0), (u64::MAX, 0)]
+                {
                     let stop = StopFlag::new();
-                    let sum: f64 = (0..p.layers)
-                        .map(|l| {
-                            latbnb::solve_layer(
-                                &p,
-                                l,
-                                None,
-                                latbnb::Params::default(),
-                                None,
-                                Some(limit),
-                                &stop,
-                            )
-                            .bound
-                        })
-                        .sum();
+                    let prm = latbnb::Params {
+                        max_phi,
+                        ..Default::default()
+                    };
+                    let rs: Vec<latbnb::LayerResult> = (0..p.layers)
+                        .map(|l| latbnb::solve_layer(&p, l, None, prm, None, Some(limit), &stop))
+                        .collect();
+                    let sum: f64 = rs.iter().map(|r| r.bound).sum();
+                    if limit == u64::MAX {
+                        assert!(rs.iter().all(|r| r.complete));
+                        let v: f64 = rs.iter().map(|r| r.value).sum();
+                        assert!(close(v, bo), "seed {seed}: per-home search {v}, brute force {bo}");
+                    }
                     assert!(
                         sum <= bo * (1.0 + 1e-9),
                         "seed {seed}: {limit}-node bound {sum} above the optimum {bo}"
@@ -141,9 +143,9 @@ fn lagrangian_bnb_agrees_with_brute_force() {
             t => panic!("seed {seed}: brute force ended {t:?}"),
         }
     }
-    assert!(optimal >= 100, "only {optimal} optimal comparisons");
+    assert!(optimal >= 120, "only {optimal} optimal comparisons");
     assert!(infeasible >= 1, "no infeasible case generated");
-    assert!(limited >= 300);
+    assert!(limited >= 600);
 }
 
 #[test]

@@ -50,6 +50,8 @@ use std::time::Instant;
 pub const MAX_SERVERS: usize = 16;
 /// Most experts per layer (server histories are 64-bit masks).
 pub const MAX_EXPERTS: usize = 64;
+/// Largest [`Params::max_phi`] (the scratch tables have `2^MAX_PHI` entries per home).
+pub const MAX_PHI: usize = 10;
 
 /// Subgradient iterations of the price ascent.
 #[derive(Debug, Clone, Copy)]
@@ -60,14 +62,30 @@ pub struct Params {
     pub node_iters: usize,
     /// At a leaf, before its routing LP.
     pub leaf_iters: usize,
+    /// Scale of the slot and copy prices against `μ` in the ascent steps.
+    pub sigma: f64,
+    /// Non-improving steps before the step size is halved.
+    pub patience: usize,
+    /// Initial step factor of the ascent at a node (1 at the root).
+    pub theta: f64,
+    /// Deflection of the ascent direction by the previous one (0: plain subgradient).
+    pub deflect: f64,
+    /// Most servers with a free slot for which the bound enumerates their subsets (at most
+    /// [`MAX_PHI`]); with more, the per-home slot bound.
+    pub max_phi: usize,
 }
 
 impl Default for Params {
     fn default() -> Self {
         Params {
-            root_iters: 400,
-            node_iters: 30,
-            leaf_iters: 100,
+            root_iters: 3000,
+            node_iters: 60,
+            leaf_iters: 200,
+            sigma: 10.0,
+            patience: 50,
+            theta: 1.9,
+            deflect: 0.5,
+            max_phi: MAX_PHI,
         }
     }
 }
@@ -110,6 +128,10 @@ pub struct LayerResult {
     pub nodes: u64,
     /// Routing LPs solved at leaves.
     pub lps: u64,
+    /// Nodes per depth (experts placed).
+    pub depth_nodes: Vec<u64>,
+    /// Evaluations of the Lagrangian bound.
+    pub evals: u64,
 }
 
 struct Search<'a> {
@@ -140,15 +162,28 @@ struct Search<'a> {
     used: usize,
     hold_sum: f64,
     hist: Vec<u64>,
-    // scratch of `lagr`
+    /// Scale of the slot and copy prices in the ascent (objective per slot).
+    sigma: f64,
+    // scratch of `lagr`: prices `[h·n + s]`, subgradient, free servers, slots left, per subset
+    // of Φ its slot + copy price, per home its cheapest price and server; free experts' terms
     a: Vec<f64>,
     g: Vec<f64>,
     phi: Vec<usize>,
     left: Vec<usize>,
+    pcost: Vec<f64>,
+    mset: Vec<f64>,
+    arg: Vec<u8>,
+    fc: Vec<f64>,
+    fj: Vec<u32>,
+    sdp: Vec<f64>,
+    /// After `lagr` with the subset bound: (fixed part, `Σ π_s q_s`, copies left, largest set).
+    node: Option<(f64, f64, usize, usize)>,
     best: f64,
     best_plan: Option<LayerPlan>,
     nodes: u64,
     lps: u64,
+    depth_nodes: Vec<u64>,
+    evals: u64,
     node_limit: u64,
     deadline: Option<Instant>,
     stop: &'a StopFlag,
@@ -175,7 +210,11 @@ fn project_simplex(mu: &mut [f64], w: f64) {
 
 impl Search<'_> {
     fn better(&self, v: f64) -> bool {
-        v < self.best - 1e-9 * self.best.abs().max(1e-300)
+        if self.best.is_finite() {
+            v < self.best - 1e-9 * self.best.abs().max(1e-300)
+        } else {
+            v < f64::INFINITY
+        }
     }
 
     fn assign(&mut self, k: usize, t: u32) {
@@ -201,13 +240,15 @@ impl Search<'_> {
         self.used -= t.count_ones() as usize;
     }
 
-    /// The Lagrangian bound with experts `< k` placed, for prices `mu`; its subgradient in `self.g`.
+    /// The Lagrangian bound with experts `< k` placed, for multipliers `y` (`[μ | π]`); its
+    /// subgradient in `self.g`; with the subset bound, its parts in `self.node` and `self.sdp`.
     /// `∞` when the free experts cannot all be placed.
-    fn lagr(&mut self, k: usize, mu: &[f64]) -> f64 {
+    fn lagr(&mut self, k: usize, y: &[f64]) -> f64 {
+        self.evals += 1;
         let (n, nh, ne) = (self.n, self.nh, self.order.len());
         for h in 0..nh {
             for s in 0..n {
-                self.a[h * n + s] = self.cc[h * n + s] + mu[s] * self.kk[s];
+                self.a[h * n + s] = self.cc[h * n + s] + y[s] * self.kk[s];
             }
         }
         self.g.iter_mut().for_each(|x| *x = 0.0);
@@ -233,6 +274,7 @@ impl Search<'_> {
                 self.g[bs] += dh * self.kk[bs];
             }
         }
+        self.node = None;
         let nr = ne - k;
         if nr == 0 {
             return v;
@@ -245,11 +287,134 @@ impl Search<'_> {
                 slots += self.free[s];
             }
         }
-        if slots < nr || self.copies < self.used + nr {
+        let left = self.copies.saturating_sub(self.used);
+        if slots < nr || left < nr {
             return f64::INFINITY;
         }
-        for h in 0..nh {
-            // the free servers by increasing price for home h (insertion sort, n is small)
+        let m = self.phi.len();
+        if m > self.prm.max_phi.min(MAX_PHI) {
+            return v + self.home_bound(k);
+        }
+        // per free expert: its cheapest holder set T ⊆ Φ (|T| ≤ the copies left for it) at the
+        // prices a, slot prices π and copy price β
+        let max_size = left - (nr - 1);
+        let full = 1usize << m;
+        for j in 1..full {
+            let low = j.trailing_zeros() as usize;
+            let prev = j & (j - 1);
+            let s = self.phi[low];
+            self.pcost[j] = self.pcost[prev] + y[n + s];
+            for h in 0..nh {
+                let x = self.a[h * n + s];
+                let i = h * full + j;
+                if prev == 0 || x < self.mset[h * full + prev] {
+                    self.mset[i] = x;
+                    self.arg[i] = s as u8;
+                } else {
+                    self.mset[i] = self.mset[h * full + prev];
+                    self.arg[i] = self.arg[h * full + prev];
+                }
+            }
+        }
+        // per free expert and size c: its cheapest set of c servers (`fc`, `fj`)
+        let mx = max_size.min(m);
+        for e in k..ne {
+            let row = (e - k) * (mx + 1);
+            for c in 0..=mx {
+                self.fc[row + c] = f64::INFINITY;
+            }
+            for j in 1..full {
+                let c_j = j.count_ones() as usize;
+                if c_j > mx {
+                    continue;
+                }
+                let mut c = self.pcost[j];
+                for h in 0..nh {
+                    c += self.d[h][e] * self.mset[h * full + j];
+                }
+                if self.any_hold_cost {
+                    let mut b = j;
+                    while b != 0 {
+                        c += self.hc[self.phi[b.trailing_zeros() as usize]][e];
+                        b &= b - 1;
+                    }
+                }
+                if c < self.fc[row + c_j] {
+                    self.fc[row + c_j] = c;
+                    self.fj[row + c_j] = j as u32;
+                }
+            }
+        }
+        // the copies left, exactly: sdp[(j − k)][b] = cheapest sets of the experts j.. with at most b
+        // copies in all (suffix dynamic programme)
+        let nb = left + 1;
+        let base = (ne - k) * nb;
+        for b in 0..nb {
+            self.sdp[base + b] = 0.0;
+        }
+        for e in (k..ne).rev() {
+            let row = (e - k) * nb;
+            let frow = (e - k) * (mx + 1);
+            for b in 0..nb {
+                let mut best = f64::INFINITY;
+                for c in 1..=mx.min(b) {
+                    let x = self.fc[frow + c] + self.sdp[row + nb + b - c];
+                    if x < best {
+                        best = x;
+                    }
+                }
+                self.sdp[row + b] = best;
+            }
+        }
+        let mut pisum = 0.0;
+        for &s in &self.phi {
+            pisum += y[n + s] * self.free[s] as f64;
+            self.g[n + s] -= self.free[s] as f64;
+        }
+        self.node = Some((v, pisum, left, mx));
+        v += self.sdp[left] - pisum;
+        // subgradient: the sets of the cheapest choice
+        let mut b = left;
+        for e in k..ne {
+            let row = (e - k) * nb;
+            let frow = (e - k) * (mx + 1);
+            let mut bc = 0;
+            for c in 1..=mx.min(b) {
+                let x = self.fc[frow + c] + self.sdp[row + nb + b - c];
+                if x <= self.sdp[row + b] {
+                    bc = c;
+                    break;
+                }
+            }
+            if bc == 0 {
+                break;
+            }
+            b -= bc;
+            let bj = self.fj[frow + bc] as usize;
+            for h in 0..nh {
+                let dh = self.d[h][e];
+                if dh > 0.0 {
+                    let s = self.arg[h * full + bj] as usize;
+                    self.g[s] += dh * self.kk[s];
+                }
+            }
+            let mut m = bj;
+            while m != 0 {
+                self.g[n + self.phi[m.trailing_zeros() as usize]] += 1.0;
+                m &= m - 1;
+            }
+        }
+        v
+    }
+
+    /// The per-home slot bound of the free experts (from position `k`) at the prices `self.a`
+    /// (used where Φ is too large to enumerate its subsets): every free expert has for each home a
+    /// cheapest holder among the servers with a free slot, at most `q_s` of them on `s`: the
+    /// heaviest experts on the cheapest slots. Adds its subgradient in `μ` to `self.g`.
+    fn home_bound(&mut self, k: usize) -> f64 {
+        let n = self.n;
+        let mut v = 0.0;
+        for h in 0..self.nh {
             let row = h * n;
             for i in 1..self.phi.len() {
                 let mut j = i;
@@ -280,7 +445,7 @@ impl Search<'_> {
             }
         }
         if self.any_hold_cost {
-            for j in k..ne {
+            for j in k..self.order.len() {
                 v += self
                     .phi
                     .iter()
@@ -291,25 +456,51 @@ impl Search<'_> {
         v
     }
 
-    /// Projected subgradient ascent of the prices from `mu` (left at the best prices found); returns
-    /// the best bound.
-    fn ascend(&mut self, k: usize, mu: &mut [f64], iters: usize) -> f64 {
-        let mut v = self.lagr(k, mu);
+    /// Projected subgradient ascent of the multipliers from `y` (left at the best found); returns
+    /// the best bound. `μ` stays on the simplex `Σ μ = w`, `π, β ≥ 0`; the slot and copy prices
+    /// are scaled by `sigma` (objective per slot) so that one Polyak step moves both blocks.
+    fn ascend(&mut self, k: usize, y: &mut [f64], iters: usize, theta0: f64) -> f64 {
+        let n = self.n;
+        let mut v = self.lagr(k, y);
         if !v.is_finite() {
             return v;
         }
         let mut best_v = v;
-        let mut best_mu = mu.to_vec();
-        let mut theta = 1.0;
+        let mut best_y = y.to_vec();
+        let mut theta = theta0;
         let mut stall = 0;
-        let n = self.n as f64;
-        for _ in 0..iters {
+        let sigma = self.sigma;
+        // direction in scaled coordinates (`μ`, `π/σ`), deflected by the previous one (Camerini,
+        // Fratta and Maffioli) so that the ascent does not zigzag between two kinks
+        let mut dir = vec![0.0; 2 * n + 1];
+        let mut pg = vec![0.0; 2 * n + 1];
+        for it in 0..iters {
             if !self.better(best_v) {
                 break;
             }
-            // the subgradient projected onto the simplex's hyperplane
-            let mean = self.g.iter().sum::<f64>() / n;
-            let norm2: f64 = self.g.iter().map(|x| (x - mean) * (x - mean)).sum();
+            let mean = self.g[..n].iter().sum::<f64>() / n as f64;
+            for s in 0..n {
+                pg[s] = self.g[s] - mean;
+            }
+            for i in n..=2 * n {
+                // only directions that stay feasible (π ≥ 0)
+                pg[i] = if y[i] > 0.0 || self.g[i] > 0.0 {
+                    sigma * self.g[i]
+                } else {
+                    0.0
+                };
+            }
+            let dot: f64 = pg.iter().zip(&dir).map(|(a, b)| a * b).sum();
+            let dn: f64 = dir.iter().map(|x| x * x).sum();
+            let gamma = if it > 0 && dn > 0.0 && dot < 0.0 {
+                -self.prm.deflect * dot / dn
+            } else {
+                0.0
+            };
+            for i in 0..=2 * n {
+                dir[i] = pg[i] + gamma * dir[i];
+            }
+            let norm2: f64 = dir.iter().map(|x| x * x).sum();
             if norm2 <= 1e-30 {
                 break;
             }
@@ -319,27 +510,30 @@ impl Search<'_> {
                 best_v * 1.05 + 1e-12
             };
             let step = theta * (target - v).max(1e-12 * target.abs()) / norm2;
-            for s in 0..self.n {
-                mu[s] += step * (self.g[s] - mean);
+            for s in 0..n {
+                y[s] += step * dir[s];
             }
-            project_simplex(mu, self.w);
-            v = self.lagr(k, mu);
+            project_simplex(&mut y[..n], self.w);
+            for i in n..=2 * n {
+                y[i] = (y[i] + step * sigma * dir[i]).max(0.0);
+            }
+            v = self.lagr(k, y);
             if v > best_v * (1.0 + 1e-12) {
                 best_v = v;
-                best_mu.copy_from_slice(mu);
+                best_y.copy_from_slice(y);
                 stall = 0;
             } else {
                 stall += 1;
-                if stall >= 4 {
+                if stall >= self.prm.patience {
                     theta *= 0.5;
                     stall = 0;
-                    if theta < 1e-4 {
+                    if theta < 1e-5 {
                         break;
                     }
                 }
             }
         }
-        mu.copy_from_slice(&best_mu);
+        y.copy_from_slice(&best_y);
         best_v
     }
 
@@ -386,8 +580,9 @@ impl Search<'_> {
 
     /// Explores the subtree of a node with the experts `< k` placed and prices `mu` (its bound is
     /// below the incumbent); returns the smallest bound left open (`∞` when resolved).
-    fn dfs(&mut self, k: usize, mu: &[f64]) -> f64 {
+    fn dfs(&mut self, k: usize, y: &[f64]) -> f64 {
         self.nodes += 1;
+        self.depth_nodes[k] += 1;
         if self.nodes >= self.node_limit
             || (self.nodes.is_multiple_of(64)
                 && (self.stop.is_stopped() || self.deadline.is_some_and(|d| Instant::now() >= d)))
@@ -422,6 +617,13 @@ impl Search<'_> {
                     && self.free[a] == self.free[b]
             });
         }
+        // the node's bound at its multipliers (sets the prices `a` and the free experts' terms):
+        // a child that gives expert k the set T replaces k's term by its exact cost on T plus T's
+        // slot and copy prices (the other free experts' terms stay valid: their sets may only
+        // shrink), or, under the per-home bound, is bounded from scratch
+        self.lagr(k, y);
+        let node = self.node;
+        let (n, nh) = (self.n, self.nh);
         let mut children: Vec<(f64, u32)> = vec![];
         let mut t = phi;
         while t != 0 {
@@ -429,9 +631,34 @@ impl Search<'_> {
             let canonical =
                 (0..self.n).all(|b| t & (1 << b) == 0 || twin[b].is_none_or(|a| t & (1 << a) != 0));
             if c <= max_size && canonical {
-                self.assign(k, t);
-                let lb = self.lagr(k + 1, mu);
-                self.unassign(k, t);
+                let lb = if let Some((fixed, pisum, left, _)) = node {
+                    let nb = left + 1;
+                    let mut v = fixed - pisum + self.sdp[nb + left - c];
+                    for h in 0..nh {
+                        let dh = self.d[h][k];
+                        if dh > 0.0 {
+                            let mut ba = f64::INFINITY;
+                            let mut m = t;
+                            while m != 0 {
+                                ba = ba.min(self.a[h * n + m.trailing_zeros() as usize]);
+                                m &= m - 1;
+                            }
+                            v += dh * ba;
+                        }
+                    }
+                    let mut m = t;
+                    while m != 0 {
+                        let s = m.trailing_zeros() as usize;
+                        v += y[n + s] + self.hc[s][k];
+                        m &= m - 1;
+                    }
+                    v
+                } else {
+                    self.assign(k, t);
+                    let lb = self.lagr(k + 1, y);
+                    self.unassign(k, t);
+                    lb
+                };
                 if lb.is_finite() && self.better(lb) {
                     children.push((lb, t));
                 }
@@ -447,7 +674,7 @@ impl Search<'_> {
         } else {
             self.prm.node_iters
         };
-        let mut mu_c = mu.to_vec();
+        let mut y_c = y.to_vec();
         for i in 0..children.len() {
             let (lb, t) = children[i];
             if self.aborted {
@@ -460,10 +687,10 @@ impl Search<'_> {
                 break;
             }
             self.assign(k, t);
-            mu_c.copy_from_slice(mu);
-            let lb2 = self.ascend(k + 1, &mut mu_c, iters).max(lb);
+            y_c.copy_from_slice(y);
+            let lb2 = self.ascend(k + 1, &mut y_c, iters, self.prm.theta).max(lb);
             let open = if self.better(lb2) {
-                self.dfs(k + 1, &mu_c.clone())
+                self.dfs(k + 1, &y_c.clone())
             } else {
                 f64::INFINITY
             };
@@ -558,30 +785,40 @@ pub fn solve_layer(
         used: 0,
         hold_sum: 0.0,
         hist: vec![0; n],
+        sigma: prm.sigma * p.layer_lower_bound(l).max(1e-300) / total_slots.max(1) as f64,
         a: vec![0.0; nh * n],
-        g: vec![0.0; n],
+        g: vec![0.0; 2 * n + 1],
         phi: Vec::with_capacity(n),
         left: vec![0; n],
+        pcost: vec![0.0; 1 << n.min(MAX_PHI)],
+        mset: vec![0.0; nh << n.min(MAX_PHI)],
+        arg: vec![0; nh << n.min(MAX_PHI)],
+        fc: vec![0.0; p.experts * (n.min(MAX_PHI) + 1)],
+        fj: vec![0; p.experts * (n.min(MAX_PHI) + 1)],
+        sdp: vec![0.0; (p.experts + 1) * (p.max_replicas.min(total_slots) + 1)],
+        node: None,
         best: warm_value.unwrap_or(f64::INFINITY),
         best_plan: None,
         nodes: 0,
         lps: 0,
+        depth_nodes: vec![0; p.experts + 1],
+        evals: 0,
         node_limit: node_limit.unwrap_or(u64::MAX),
         deadline,
         stop,
         aborted: false,
     };
-    // prices of the balanced load: every activation costs w·f/ΣF
+    // start: the prices of the balanced load (every activation costs w·f/ΣF), no slot or copy price
     let total_f: f64 = srv.iter().map(|&s| p.servers[s].flops).sum();
-    let mut mu: Vec<f64> = srv
-        .iter()
-        .map(|&s| w * p.servers[s].flops / total_f)
-        .collect();
+    let mut mu: Vec<f64> = vec![0.0; 2 * n + 1];
+    for (i, &s) in srv.iter().enumerate() {
+        mu[i] = w * p.servers[s].flops / total_f;
+    }
     let infeasible = n == 0 || p.experts > total_slots || p.experts > p.max_replicas;
     let (root, open) = if infeasible {
         (f64::INFINITY, f64::INFINITY)
     } else {
-        let root = st.ascend(0, &mut mu, prm.root_iters);
+        let root = st.ascend(0, &mut mu, prm.root_iters, 1.0);
         let open = if st.better(root) {
             st.dfs(0, &mu)
         } else {
@@ -602,6 +839,8 @@ pub fn solve_layer(
         complete: !st.aborted,
         nodes: st.nodes,
         lps: st.lps,
+        depth_nodes: st.depth_nodes,
+        evals: st.evals,
     }
 }
 
