@@ -37,6 +37,9 @@ fn main() {
     if let Some(v) = std::env::var("MOE_DEFLECT").ok().and_then(|v| v.parse().ok()) {
         prm.deflect = v;
     }
+    if let Some(v) = std::env::var("MOE_CHECK").ok().and_then(|v| v.parse().ok()) {
+        prm.check = v;
+    }
     if let Some(v) = std::env::var("MOE_PHI").ok().and_then(|v| v.parse().ok()) {
         prm.max_phi = v;
     }

@@ -68,6 +68,8 @@ pub struct Params {
     pub patience: usize,
     /// Initial step factor of the ascent at a node (1 at the root).
     pub theta: f64,
+    /// Steps after which a node's ascent that is not on pace to reach the incumbent stops (0: never).
+    pub check: usize,
     /// Deflection of the ascent direction by the previous one (0: plain subgradient).
     pub deflect: f64,
     /// Most servers with a free slot for which the bound enumerates their subsets (at most
@@ -80,11 +82,12 @@ impl Default for Params {
         Params {
             root_iters: 3000,
             node_iters: 60,
-            leaf_iters: 200,
+            leaf_iters: 50,
             sigma: 10.0,
             patience: 50,
             theta: 1.9,
             deflect: 0.5,
+            check: 0,
             max_phi: MAX_PHI,
         }
     }
@@ -165,14 +168,15 @@ struct Search<'a> {
     /// Scale of the slot and copy prices in the ascent (objective per slot).
     sigma: f64,
     // scratch of `lagr`: prices `[h·n + s]`, subgradient, free servers, slots left, per subset
-    // of Φ its slot + copy price, per home its cheapest price and server; free experts' terms
+    // of Φ its slot price, per home its cheapest price; per free expert and size the cheapest set
     a: Vec<f64>,
     g: Vec<f64>,
     phi: Vec<usize>,
     left: Vec<usize>,
     pcost: Vec<f64>,
+    cost: Vec<f64>,
+    popcount: Vec<u8>,
     mset: Vec<f64>,
-    arg: Vec<u8>,
     fc: Vec<f64>,
     fj: Vec<u32>,
     sdp: Vec<f64>,
@@ -307,13 +311,11 @@ impl Search<'_> {
             for h in 0..nh {
                 let x = self.a[h * n + s];
                 let i = h * full + j;
-                if prev == 0 || x < self.mset[h * full + prev] {
-                    self.mset[i] = x;
-                    self.arg[i] = s as u8;
+                self.mset[i] = if prev == 0 {
+                    x
                 } else {
-                    self.mset[i] = self.mset[h * full + prev];
-                    self.arg[i] = self.arg[h * full + prev];
-                }
+                    x.min(self.mset[h * full + prev])
+                };
             }
         }
         // per free expert and size c: its cheapest set of c servers (`fc`, `fj`)
@@ -323,24 +325,30 @@ impl Search<'_> {
             for c in 0..=mx {
                 self.fc[row + c] = f64::INFINITY;
             }
-            for j in 1..full {
-                let c_j = j.count_ones() as usize;
-                if c_j > mx {
-                    continue;
+            // the cost of every subset, one home at a time (contiguous, vectorised)
+            self.cost[..full].copy_from_slice(&self.pcost[..full]);
+            for h in 0..nh {
+                let dh = self.d[h][e];
+                if dh > 0.0 {
+                    let ms = &self.mset[h * full..(h + 1) * full];
+                    for (c, &x) in self.cost[..full].iter_mut().zip(ms) {
+                        *c += dh * x;
+                    }
                 }
-                let mut c = self.pcost[j];
-                for h in 0..nh {
-                    c += self.d[h][e] * self.mset[h * full + j];
-                }
-                if self.any_hold_cost {
+            }
+            if self.any_hold_cost {
+                for j in 1..full {
                     let mut b = j;
                     while b != 0 {
-                        c += self.hc[self.phi[b.trailing_zeros() as usize]][e];
+                        self.cost[j] += self.hc[self.phi[b.trailing_zeros() as usize]][e];
                         b &= b - 1;
                     }
                 }
-                if c < self.fc[row + c_j] {
-                    self.fc[row + c_j] = c;
+            }
+            for j in 1..full {
+                let c_j = self.popcount[j] as usize;
+                if c_j <= mx && self.cost[j] < self.fc[row + c_j] {
+                    self.fc[row + c_j] = self.cost[j];
                     self.fj[row + c_j] = j as u32;
                 }
             }
@@ -394,8 +402,17 @@ impl Search<'_> {
             for h in 0..nh {
                 let dh = self.d[h][e];
                 if dh > 0.0 {
-                    let s = self.arg[h * full + bj] as usize;
-                    self.g[s] += dh * self.kk[s];
+                    let (mut bs, mut ba) = (0, f64::INFINITY);
+                    let mut m = bj;
+                    while m != 0 {
+                        let s = self.phi[m.trailing_zeros() as usize];
+                        if self.a[h * n + s] < ba {
+                            ba = self.a[h * n + s];
+                            bs = s;
+                        }
+                        m &= m - 1;
+                    }
+                    self.g[bs] += dh * self.kk[bs];
                 }
             }
             let mut m = bj;
@@ -474,8 +491,19 @@ impl Search<'_> {
         // Fratta and Maffioli) so that the ascent does not zigzag between two kinks
         let mut dir = vec![0.0; 2 * n + 1];
         let mut pg = vec![0.0; 2 * n + 1];
+        let v0 = v;
         for it in 0..iters {
             if !self.better(best_v) {
+                break;
+            }
+            // hopeless: at the pace of the first `check` steps the rest would not reach the
+            // incumbent (the node is then expanded with the prices reached)
+            let check = self.prm.check;
+            if check > 0
+                && it == check
+                && self.best.is_finite()
+                && (best_v - v0) * (iters as f64 / check as f64) < self.best - v0
+            {
                 break;
             }
             let mean = self.g[..n].iter().sum::<f64>() / n as f64;
@@ -791,8 +819,11 @@ pub fn solve_layer(
         phi: Vec::with_capacity(n),
         left: vec![0; n],
         pcost: vec![0.0; 1 << n.min(MAX_PHI)],
+        cost: vec![0.0; 1 << n.min(MAX_PHI)],
+        popcount: (0..1u32 << n.min(MAX_PHI))
+            .map(|j| j.count_ones() as u8)
+            .collect(),
         mset: vec![0.0; nh << n.min(MAX_PHI)],
-        arg: vec![0; nh << n.min(MAX_PHI)],
         fc: vec![0.0; p.experts * (n.min(MAX_PHI) + 1)],
         fj: vec![0; p.experts * (n.min(MAX_PHI) + 1)],
         sdp: vec![0.0; (p.experts + 1) * (p.max_replicas.min(total_slots) + 1)],
