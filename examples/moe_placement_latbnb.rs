@@ -1,8 +1,10 @@
 //! The `lagrangian-bnb` search layer by layer on a catalog bench instance under `latency`
 //! (`cargo run --release --example moe_placement_latbnb -- mixtral-8x7b 8 0 5`: model, servers,
 //! layer or `all`, seconds per layer): the `ils` start, the root bound, the proven value or the
-//! bound at the limit, nodes and leaf LPs, one thread. `MOE_ITERS=root,node,leaf` sets the
-//! subgradient iterations, `MOE_SIGMA` / `MOE_PATIENCE` the step scaling, `MOE_NODES` a node limit.
+//! bound at the limit, nodes and leaf LPs, one thread. Settings of `latbnb::Params` for
+//! experiments: `MOE_ITERS=root,node,leaf` (subgradient iterations), `MOE_SIGMA`, `MOE_PATIENCE`,
+//! `MOE_THETA`, `MOE_DEFLECT`, `MOE_CHECK`, `MOE_PHI`; `MOE_NODES` a node limit, `MOE_DEPTH=1` the
+//! nodes per depth, `MOE_TWICE=1` a first search whose best plan starts the measured one.
 
 use edgeplan::catalog::Catalog;
 use edgeplan::problems::moe_placement::generate::catalog_instance;
@@ -28,13 +30,19 @@ fn main() {
     if let Some(v) = std::env::var("MOE_SIGMA").ok().and_then(|v| v.parse().ok()) {
         prm.sigma = v;
     }
-    if let Some(v) = std::env::var("MOE_PATIENCE").ok().and_then(|v| v.parse().ok()) {
+    if let Some(v) = std::env::var("MOE_PATIENCE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         prm.patience = v;
     }
     if let Some(v) = std::env::var("MOE_THETA").ok().and_then(|v| v.parse().ok()) {
         prm.theta = v;
     }
-    if let Some(v) = std::env::var("MOE_DEFLECT").ok().and_then(|v| v.parse().ok()) {
+    if let Some(v) = std::env::var("MOE_DEFLECT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         prm.deflect = v;
     }
     if let Some(v) = std::env::var("MOE_CHECK").ok().and_then(|v| v.parse().ok()) {
@@ -86,7 +94,10 @@ fn main() {
         );
         let dt = t.elapsed().as_secs_f64();
         if std::env::var("MOE_DEPTH").is_ok() {
-            println!("  nodes per depth {:?}, bound evaluations {}", r.depth_nodes, r.evals);
+            println!(
+                "  nodes per depth {:?}, bound evaluations {}",
+                r.depth_nodes, r.evals
+            );
         }
         tot_t += dt;
         tot_v += r.value;

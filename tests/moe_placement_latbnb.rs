@@ -15,8 +15,8 @@ fn prep(inst: &MoePlacementInstance) -> Prepared {
 
 fn run_with(p: &Prepared, name: &str, opts: &SolveOptions) -> solve::SolveResult<MoeSolution> {
     let s = solve::find_solver::<MoePlacement>(p, name).unwrap();
-    let r = solve::run::<MoePlacement>(p, s.as_ref(), opts, &mut NoObserver, StopFlag::new())
-        .unwrap();
+    let r =
+        solve::run::<MoePlacement>(p, s.as_ref(), opts, &mut NoObserver, StopFlag::new()).unwrap();
     if let Some(e) = &r.evaluation {
         assert!(e.feasible, "{name}: evaluate rejects: {:?}", e.violations);
     }
@@ -126,7 +126,10 @@ fn lagrangian_bnb_agrees_with_brute_force() {
                     if limit == u64::MAX {
                         assert!(rs.iter().all(|r| r.complete));
                         let v: f64 = rs.iter().map(|r| r.value).sum();
-                        assert!(close(v, bo), "seed {seed}: per-home search {v}, brute force {bo}");
+                        assert!(
+                            close(v, bo),
+                            "seed {seed}: per-home search {v}, brute force {bo}"
+                        );
                     }
                     assert!(
                         sum <= bo * (1.0 + 1e-9),
@@ -181,7 +184,11 @@ fn node_limited_bound_is_valid() {
             &stop,
         );
         assert!(!r.complete);
-        assert!(r.bound <= opt * (1.0 + 1e-9), "bound {} above {opt}", r.bound);
+        assert!(
+            r.bound <= opt * (1.0 + 1e-9),
+            "bound {} above {opt}",
+            r.bound
+        );
         let short = run_with(
             &p,
             "lagrangian-bnb",

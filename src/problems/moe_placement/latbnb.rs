@@ -1,40 +1,49 @@
-//! `lagrangian-bnb` (exact, `latency`; valid for `max_load` too): a branch and bound per layer
-//! (layers in parallel) over expert holder sets, bounded by a Lagrangian relaxation of the load rows
-//! of the routing LP; an LP only at the leaves that the bound does not prune.
+//! `lagrangian-bnb` (exact, built for `latency`; valid for `max_load` too): a branch and bound per
+//! layer (layers in parallel) over expert holder sets, bounded by a Lagrangian relaxation that
+//! prices the load rows of the routing LP and the free slots; an LP only at the leaves that the
+//! bound does not prune.
 //!
 //! **The value of fixed holdings** `x` (holder sets `T_e`) is the routing LP
 //! `V(x) = min Σ_{h,e,s} D_{h,e} r_{h,e,s} c_{hs}/Λ + w U + Σ hold costs`, `Σ_s r = 1`, `r ≤ x`,
-//! `u_s = Σ_{h,e} D_{h,e} r_{h,e,s} f/F_s ≤ U ≤ cap` (`w` = τ under `latency`, 1 under `max_load`,
-//! where the dispatch weight `1/Λ` is 0). Dualising `u_s ≤ U` with prices `μ_s ≥ 0`, `Σ_s μ_s = w`
-//! (the simplex: `U` then drops out), every activation of `(h, e)` goes to its cheapest holder at the
-//! price `a_{h,s}(μ) = c_{hs}/Λ + μ_s f/F_s`, so for any such `μ`
+//! `u_s = Σ_{h,e} D_{h,e} r_{h,e,s} f/F_s ≤ U ≤ cap` (`w` = τ under `latency`; under `max_load`
+//! `w` = 1 and the dispatch weight `1/Λ` is 0). Dualising `u_s ≤ U` with prices `μ_s ≥ 0`,
+//! `Σ_s μ_s = w` (the simplex: `U` drops out), every activation of `(h, e)` goes to its cheapest
+//! holder at the price `a_{h,s}(μ) = c_{hs}/Λ + μ_s f/F_s`, so for any such `μ`
 //! `L(μ, x) = Σ_{h,e} D_{h,e} min_{s ∈ T_e} a_{h,s}(μ) + Σ hold costs ≤ V(x)` (weak duality), with
-//! equality at the best `μ` (LP duality; the utilisation cap is not dualised, so where it binds the
-//! bound is weaker, never wrong).
+//! equality at the best `μ` (LP duality). The utilisation cap is not dualised: where it binds the
+//! bound is weaker, never wrong (the leaf LP keeps it).
 //!
-//! **Search.** Experts are branched on one at a time, heaviest first; a branch gives the next expert
-//! its whole holder set (as in [`super::bnb`]: any set of servers with a free slot, as large as the
-//! replication budget and the free slots allow once every later expert has one copy; an expert
-//! without demand gets one holder).
+//! **Search.** Experts are branched on one at a time, heaviest first; a branch gives the next
+//! expert its whole holder set (as in [`super::bnb`]: any set of servers with a free slot, as large
+//! as the replication budget and the free slots allow once every later expert has one copy; an
+//! expert without demand gets one holder).
 //!
-//! **Bound** of a node with the experts `F` placed and `R` free, for the node's prices `μ`:
-//! `Σ_{e∈F} Σ_h D_{h,e} min_{s∈T_e} a_{h,s} + Σ_h LB_h + Σ_{e∈R} min_{s∈Φ} hold cost`, where `Φ` are the
-//! servers with a free slot (`q_s` free slots). Every free expert `e` has, for each home `h`, a
-//! cheapest holder `s_h(e) ∈ Φ`, and distinct experts use distinct slots, so at most `q_s` free
-//! experts have `s_h(e) = s`: `LB_h` is the cheapest such assignment of the free experts to slots at
-//! cost `D_{h,e} a_{h,s}`, which (costs are products) pairs the heaviest experts with the cheapest
-//! slots. The prices are maximised by a projected subgradient ascent on the simplex (Polyak steps
-//! towards the incumbent), warm-started from the parent's prices: children are first bounded with
-//! their parent's prices, visited in increasing bound order, and each visited child improves its
-//! own prices before it is pruned or expanded. Any prices give a valid bound, so an inexact ascent
-//! costs nodes, never correctness. At a leaf not pruned, the routing LP of [`super::model`] gives
-//! `V(x)` and the routing.
+//! **Bound** of a node with the experts `F` placed and `R` free: the placed experts at their exact
+//! price `Σ_{e∈F} Σ_h D_{h,e} min_{s∈T_e} a_{h,s}(μ)`; each free expert takes a holder set
+//! `T ⊆ Φ` (servers with a free slot, `q_s` free slots each) at the cost
+//! `Σ_h D_{h,e} min_{s∈T} a_{h,s}(μ) + Σ_{s∈T} (π_s + hold cost)`, where the slot rows
+//! `#{e ∈ R: s ∈ T_e} ≤ q_s` are priced by `π_s ≥ 0` (constant `−Σ_s π_s q_s`), and the copy
+//! budget `Σ_{e∈R} |T_e| ≤ B_left` is kept exactly: for every free expert and size `c` its cheapest
+//! set of `c` servers (all subsets of `Φ` enumerated, `|Φ| ≤` [`Params::max_phi`]), then a suffix
+//! dynamic programme over the experts and the copies left. A child that gives the first free expert
+//! the set `T` is bounded from its parent's tables in `O(H·|T|)` (its exact cost on `T`, `T`'s
+//! slot prices, and the programme of the later experts with `B_left − |T|` copies: their sets may
+//! only shrink, so the parent's terms stay lower bounds). With more than `max_phi` free servers the
+//! free experts get the per-home slot bound instead (each home's heaviest free experts on its
+//! cheapest free slots). The multipliers `(μ, π)` are improved by a projected subgradient ascent
+//! (Polyak steps towards the incumbent with factor [`Params::theta`], directions deflected by the
+//! previous one, `π` scaled by [`Params::sigma`]), from the balanced prices at the root and from the
+//! parent's multipliers at every visited child; any multipliers give a valid bound, so an inexact
+//! ascent costs nodes, never correctness. Children are visited in increasing bound order. At a
+//! leaf not pruned, the routing LP of [`super::model`] gives `V(x)` and the routing.
 //!
 //! **Symmetry.** Servers with the same compute, slots, holding costs and dispatch cost from every
 //! home that have received the same experts so far are interchangeable (the rule of `bnb`).
 //!
-//! The incumbent starts from `ils`. Under a time or node limit the bound is the smallest bound of the
-//! subtrees left open (never below the root bound), capped by the incumbent.
+//! The incumbent starts from `ils` (at most a quarter of the time limit). Under a time or node
+//! limit the bound of a layer is the smallest bound of the subtrees left open (never below the root
+//! bound), capped by the incumbent; layers not finished in their fair share of the time get a
+//! second pass with the time left.
 
 use super::cost::{LayerPlan, Prepared};
 use super::greedy;
@@ -50,6 +59,8 @@ use std::time::Instant;
 pub const MAX_SERVERS: usize = 16;
 /// Most experts per layer (server histories are 64-bit masks).
 pub const MAX_EXPERTS: usize = 64;
+/// Most experts per layer for which `auto` picks this solver under `latency` (measured: Mixtral's 8).
+pub const AUTO_MAX_EXPERTS: usize = 8;
 /// Largest [`Params::max_phi`] (the scratch tables have `2^MAX_PHI` entries per home).
 pub const MAX_PHI: usize = 10;
 
@@ -960,11 +971,7 @@ impl Solver<MoePlacement> for LagrangianBnb {
         }
         let complete = res.iter().all(|r| r.complete);
         let bound: f64 = (0..p.layers)
-            .map(|l| {
-                res[l]
-                    .bound
-                    .min(p.plan_layer_value(l, &plans[l]).objective)
-            })
+            .map(|l| res[l].bound.min(p.plan_layer_value(l, &plans[l]).objective))
             .sum();
         let term = if complete {
             Termination::Optimal
