@@ -187,6 +187,10 @@ struct Search<'a> {
     pcost: Vec<f64>,
     cost: Vec<f64>,
     popcount: Vec<u8>,
+    /// `[m]`: the non-empty subsets of `m` servers by increasing size; `small[m][c]`: how many
+    /// have at most `c` elements.
+    subsets: Vec<Vec<u32>>,
+    small: Vec<Vec<usize>>,
     mset: Vec<f64>,
     fc: Vec<f64>,
     fj: Vec<u32>,
@@ -207,8 +211,10 @@ struct Search<'a> {
 
 /// Euclidean projection onto `{μ ≥ 0, Σ μ = w}`.
 fn project_simplex(mu: &mut [f64], w: f64) {
-    let mut v: Vec<f64> = mu.to_vec();
-    v.sort_by(|a, b| b.total_cmp(a));
+    let mut buf = [0.0f64; MAX_SERVERS];
+    let v = &mut buf[..mu.len()];
+    v.copy_from_slice(mu);
+    v.sort_unstable_by(|a, b| b.total_cmp(a));
     let mut cum = 0.0;
     let mut theta = 0.0;
     for (i, &x) in v.iter().enumerate() {
@@ -314,7 +320,18 @@ impl Search<'_> {
         // prices a, slot prices π and copy price β
         let max_size = left - (nr - 1);
         let full = 1usize << m;
-        for j in 1..full {
+        // per free expert and size c ≤ mx: its cheapest set of c servers (`fc`, `fj`); with few
+        // copies left only the small subsets of Φ are visited (by increasing size, so that a
+        // subset's prefix `j & (j − 1)` comes first), else all of them in a vectorised pass
+        let mx = max_size.min(m);
+        let few = self.small[m][mx] * 2 < full;
+        let count = if few { self.small[m][mx] } else { full - 1 };
+        for i in 0..count {
+            let j = if few {
+                self.subsets[m][i] as usize
+            } else {
+                i + 1
+            };
             let low = j.trailing_zeros() as usize;
             let prev = j & (j - 1);
             let s = self.phi[low];
@@ -329,12 +346,32 @@ impl Search<'_> {
                 };
             }
         }
-        // per free expert and size c: its cheapest set of c servers (`fc`, `fj`)
-        let mx = max_size.min(m);
         for e in k..ne {
             let row = (e - k) * (mx + 1);
             for c in 0..=mx {
                 self.fc[row + c] = f64::INFINITY;
+            }
+            if few {
+                for i in 0..count {
+                    let j = self.subsets[m][i] as usize;
+                    let mut c = self.pcost[j];
+                    for h in 0..nh {
+                        c += self.d[h][e] * self.mset[h * full + j];
+                    }
+                    if self.any_hold_cost {
+                        let mut b = j;
+                        while b != 0 {
+                            c += self.hc[self.phi[b.trailing_zeros() as usize]][e];
+                            b &= b - 1;
+                        }
+                    }
+                    let c_j = self.popcount[j] as usize;
+                    if c < self.fc[row + c_j] {
+                        self.fc[row + c_j] = c;
+                        self.fj[row + c_j] = j as u32;
+                    }
+                }
+                continue;
             }
             // the cost of every subset, one home at a time (contiguous, vectorised)
             self.cost[..full].copy_from_slice(&self.pcost[..full]);
@@ -833,6 +870,24 @@ pub fn solve_layer(
         cost: vec![0.0; 1 << n.min(MAX_PHI)],
         popcount: (0..1u32 << n.min(MAX_PHI))
             .map(|j| j.count_ones() as u8)
+            .collect(),
+        subsets: (0..=n.min(MAX_PHI))
+            .map(|m| {
+                let mut v: Vec<u32> = (1..1u32 << m).collect();
+                v.sort_by_key(|j| (j.count_ones(), *j));
+                v
+            })
+            .collect(),
+        small: (0..=n.min(MAX_PHI))
+            .map(|m| {
+                (0..=m)
+                    .map(|c| {
+                        (1..1u32 << m)
+                            .filter(|j| j.count_ones() as usize <= c)
+                            .count()
+                    })
+                    .collect()
+            })
             .collect(),
         mset: vec![0.0; nh << n.min(MAX_PHI)],
         fc: vec![0.0; p.experts * (n.min(MAX_PHI) + 1)],
