@@ -79,7 +79,9 @@ pub struct Sub {
 }
 
 /// Solves the Lagrangian subproblem for user weights `omega` (summing to the objective's scale),
-/// multipliers `mu` and mixing `theta` (forced to 0 unless every association is fixed).
+/// multipliers `mu` and mixing `theta` (forced to 0 unless every association is fixed); without
+/// `with_rc` the reduced costs are not computed (`rc` is empty).
+#[allow(clippy::too_many_arguments)]
 pub fn subproblem(
     p: &Prepared,
     lists: &[Vec<Cand>],
@@ -88,6 +90,7 @@ pub fn subproblem(
     mu: &[f64],
     theta: f64,
     nu: Option<&[f64]>,
+    with_rc: bool,
 ) -> Sub {
     let l = p.num_layers();
     let ns = p.servers.len();
@@ -152,21 +155,27 @@ pub fn subproblem(
         value -= nu.iter().map(|v| v * v * wsum / 4.0).sum::<f64>();
     }
     let mut mem = vec![0.0; ns];
-    let mut rc: Vec<Vec<f64>> = lists.iter().map(|li| vec![0.0; li.len()]).collect();
+    let mut rc: Vec<Vec<f64>> = if with_rc {
+        lists.iter().map(|li| vec![0.0; li.len()]).collect()
+    } else {
+        vec![]
+    };
+    let mut costs = vec![];
     // decided users: independent
     for (u, up) in p.users.iter().enumerate() {
         if up.fixed_server.is_none() {
-            for (j, c) in lists[u].iter().enumerate() {
-                rc[u][j] = cost(u, c);
-            }
-            let (j, v) = rc[u]
+            costs.clear();
+            costs.extend(lists[u].iter().map(|c| cost(u, c)));
+            let (j, v) = costs
                 .iter()
                 .copied()
                 .enumerate()
                 .min_by(|a, b| a.1.partial_cmp(&b.1).unwrap())
                 .unwrap();
-            for r in &mut rc[u] {
-                *r -= v;
+            if with_rc {
+                for (r, c) in rc[u].iter_mut().zip(&costs) {
+                    *r = c - v;
+                }
             }
             pick[u] = j;
             value += v;
@@ -214,7 +223,7 @@ pub fn subproblem(
         }
         // forcing candidate j (split k, L when local) of user i allows every c* ≤ k:
         // min_{c* ≤ k} (tot[c*] − suf_i[c*]) + cost_j
-        for (i, &u) in users.iter().enumerate() {
+        for (i, &u) in users.iter().enumerate().filter(|_| with_rc) {
             let mut pre = vec![f64::INFINITY; l + 1];
             for k in 0..=l {
                 let v = tot[k] - suf[i][k].0;
@@ -335,10 +344,10 @@ pub fn subgradient(
         };
         let mut subs: Vec<Sub> = thetas
             .iter()
-            .map(|&t| subproblem(p, lists, &floors, &omega, &mu, t, None))
+            .map(|&t| subproblem(p, lists, &floors, &omega, &mu, t, None, true))
             .collect();
         if p.objective == Objective::MeanLatency {
-            let cs = subproblem(p, lists, &floors, &omega, &mu, 0.0, Some(&nu_s));
+            let cs = subproblem(p, lists, &floors, &omega, &mu, 0.0, Some(&nu_s), true);
             // ν_s: damped fixed point of the congestion form's optimality (Q*_s = ν_s W / 2)
             for s in 0..ns {
                 nu_s[s] = 0.5 * nu_s[s] + cs.q[s] / wsum;
