@@ -134,27 +134,45 @@ struct Agg {
     maxlat: f64,
 }
 
-/// What the moves of one user share, so that each candidate is scored in O(1): every server
-/// without the user, and per destination group `g1` what the move leaves unchanged.
-struct Mover {
+/// What the moves of one user share, so that each candidate is scored in O(1).
+struct Mover<'a> {
     u: usize,
     j0: usize,
     g0: usize,
     w: f64,
     target: f64,
-    /// Per server: its aggregates without `u`.
-    bases: Vec<Agg>,
     /// `g0` (a server) after `u` leaves it, checked (`None`: a target or the memory breaks).
     leave: Option<ServerAfter>,
-    /// Per destination group `g1`: the largest latency (from 0) among the groups the move does not
-    /// change plus `g0` after the leave (when `g0 ≠ g1`) and the local group without `u`;
-    /// `Σ w_v lat_v` of the other users plus `Σ wn · step` over the servers
-    /// other than `g1`; whether leaving `g0` for `g1` breaks `g0`.
-    gmax: Vec<f64>,
-    gnum: Vec<f64>,
-    blocked: Vec<bool>,
+    /// Per destination group (servers, then local).
+    join: Vec<Join<'a>>,
     check_mem: bool,
     cur: f64,
+}
+
+/// A move of the mover's user into group `g1`: what does not depend on the candidate.
+#[derive(Debug, Clone, Copy)]
+struct Join<'a> {
+    /// Leaving `g0` for `g1` breaks `g0`.
+    blocked: bool,
+    /// The largest latency (from 0) among the groups the move does not change, `g0` after the
+    /// leave (when `g0 ≠ g1`) and the local group without the user.
+    gmax: f64,
+    /// `Σ w_v lat_v` of the other users plus `Σ wn · step` over the servers other than `g1`.
+    gnum: f64,
+    /// Server `g1` without the user (unused for the local group): aggregates with the user's
+    /// weight added, its reserve for users still to place, `memory · (1 + TOL)`, shared layers.
+    wn: f64,
+    work: f64,
+    kv: f64,
+    minc: usize,
+    slack: f64,
+    maxlat: f64,
+    res_split: usize,
+    res_kv: f64,
+    res_work: f64,
+    cap: f64,
+    fixed: &'a [f64],
+    weights: &'a [f64],
 }
 
 /// The effect of a move on one server.
@@ -426,21 +444,6 @@ impl<'a> Fast<'a> {
         a
     }
 
-    /// `a` with the mover's user at candidate `c` (on `a`'s server) added.
-    #[inline(always)]
-    fn agg_join(&self, m: &Mover, c: &CandData, mut a: Agg) -> Agg {
-        a.wn += m.w;
-        a.work += c.work;
-        a.kv += c.mem;
-        a.n += 1;
-        a.minc = a.minc.min(c.split as usize);
-        a.slack = a.slack.min(m.target - c.lat);
-        if self.max_obj {
-            a.maxlat = a.maxlat.max(c.lat);
-        }
-        a
-    }
-
     /// Server `s` with aggregates `a`: its step and memory excess, `None` when it breaks a target
     /// (or, with `check_mem`, its memory).
     #[inline(always)]
@@ -469,7 +472,7 @@ impl<'a> Fast<'a> {
     }
 
     /// What every move of user `u` shares (see [`Mover`]).
-    fn mover(&self, u: usize, check_mem: bool) -> Mover {
+    fn mover(&self, u: usize, check_mem: bool) -> Mover<'a> {
         let ns = self.ns;
         let j0 = self.pick[u];
         let g0 = if j0 == NONE { NONE } else { self.group(u, j0) };
@@ -480,9 +483,8 @@ impl<'a> Fast<'a> {
             } else {
                 w * self.lists[u][j0].1.lat
             };
-        let bases: Vec<Agg> = (0..ns).map(|s| self.agg_without(u, s)).collect();
         let leave = if g0 < ns {
-            self.server_check(g0, &bases[g0], check_mem)
+            self.server_check(g0, &self.agg_without(u, g0), check_mem)
         } else {
             None
         };
@@ -493,11 +495,10 @@ impl<'a> Fast<'a> {
         } else {
             self.gval[ns]
         };
-        let mut gmax = vec![0.0; ns + 1];
-        let mut gnum = vec![0.0; ns + 1];
-        let mut blocked = vec![false; ns + 1];
+        let mut join = Vec::with_capacity(ns + 1);
         for g1 in 0..=ns {
             let (mut mx, mut sum) = (0.0f64, 0.0);
+            let mut blocked = false;
             for s in 0..ns {
                 if s != g0 && s != g1 {
                     mx = mx.max(self.gval[s]);
@@ -510,11 +511,43 @@ impl<'a> Fast<'a> {
                         mx = mx.max(a.maxlat + a.step);
                         sum += a.wn * a.step;
                     }
-                    None => blocked[g1] = true,
+                    None => blocked = true,
                 }
             }
-            gmax[g1] = mx.max(local);
-            gnum[g1] = lat_rest + sum;
+            let mut jn = Join {
+                blocked,
+                gmax: mx.max(local),
+                gnum: lat_rest + sum,
+                wn: 0.0,
+                work: 0.0,
+                kv: 0.0,
+                minc: 0,
+                slack: 0.0,
+                maxlat: 0.0,
+                res_split: 0,
+                res_kv: 0.0,
+                res_work: 0.0,
+                cap: 0.0,
+                fixed: &[],
+                weights: &[],
+            };
+            if g1 < ns {
+                let a = self.agg_without(u, g1);
+                let sv = &self.p.servers[g1];
+                jn.wn = a.wn + w;
+                jn.work = a.work;
+                jn.kv = a.kv;
+                jn.minc = a.minc;
+                jn.slack = a.slack;
+                jn.maxlat = a.maxlat;
+                jn.res_split = self.res_split[g1];
+                jn.res_kv = self.res_kv[g1];
+                jn.res_work = self.res_work[g1];
+                jn.cap = sv.memory_bytes * (1.0 + TOL);
+                jn.fixed = &sv.fixed;
+                jn.weights = &sv.weights;
+            }
+            join.push(jn);
         }
         Mover {
             u,
@@ -522,11 +555,8 @@ impl<'a> Fast<'a> {
             g0,
             w,
             target: self.target(u),
-            bases,
             leave,
-            gmax,
-            gnum,
-            blocked,
+            join,
             check_mem,
             cur: self.obj,
         }
@@ -557,17 +587,36 @@ impl<'a> Fast<'a> {
     #[inline(always)]
     fn score(&self, m: &Mover, c: &CandData) -> Option<(f64, f64)> {
         let g1 = c.group as usize;
-        if m.blocked[g1] {
+        let jn = &m.join[g1];
+        if jn.blocked {
             return None;
         }
-        let mut mx = m.gmax[g1];
-        let mut num = m.gnum[g1] + m.w * c.lat;
+        let mut mx = jn.gmax;
+        let mut num = jn.gnum + m.w * c.lat;
         let mut over: f64 = 0.0;
         if g1 < self.ns {
-            let a = self.server_check(g1, &self.agg_join(m, c, m.bases[g1]), m.check_mem)?;
-            mx = mx.max(a.maxlat + a.step);
-            num += a.wn * a.step;
-            over = a.over;
+            // the server with the user at c (as `server_check` on the joined aggregates)
+            let minc = jn.minc.min(c.split as usize);
+            let held = minc.min(jn.res_split);
+            let excess = jn.weights[held] + (jn.kv + c.mem) + jn.res_kv - jn.cap;
+            if m.check_mem && excess > 0.0 {
+                return None;
+            }
+            let work = jn.work + c.work;
+            let step = jn.fixed[minc] + work;
+            let reserved = jn.fixed[held] + work + jn.res_work;
+            let slack = jn.slack.min(m.target - c.lat);
+            if step.max(reserved) > slack + TOL * slack.abs().max(1e-9) {
+                return None;
+            }
+            let maxlat = if self.max_obj {
+                jn.maxlat.max(c.lat)
+            } else {
+                f64::NEG_INFINITY
+            };
+            mx = mx.max(maxlat + step);
+            num += jn.wn * step;
+            over = excess;
         } else {
             if c.lat > m.target * (1.0 + TOL) {
                 return None;
