@@ -639,9 +639,12 @@ impl<'a> Fast<'a> {
         }
     }
 
-    /// The best feasible candidate of `u` under the priced objective (value, candidate); with
-    /// `skip_above`, candidates whose own latency bound plus price exceeds it are not scored.
-    fn best_move(&self, u: usize, mu: &[f64], skip_above: f64) -> Option<(f64, usize)> {
+    /// The best feasible candidate of `u` under the priced objective (value, candidate; the first
+    /// of equal ones). With a finite `below` only a candidate scoring below it is sought: when
+    /// there is one the answer is the same, otherwise it is `None` or a value not below `below`.
+    /// Under `max_latency` a candidate whose own latency bound `own_lb` plus price reaches `below`
+    /// is not scored (the score after a move is at least the moving user's latency).
+    fn best_move(&self, u: usize, mu: &[f64], below: f64) -> Option<(f64, usize)> {
         let mut best: Option<(f64, usize)> = None;
         let m = self.mover(u, true);
         let cd = &self.cd[u];
@@ -662,7 +665,7 @@ impl<'a> Fast<'a> {
             } else {
                 0.0
             } - price0;
-            if lb.is_some_and(|lb| lb[j] + price > skip_above) {
+            if lb.is_some_and(|lb| lb[j] + price >= below) {
                 continue;
             }
             let r = if j == m.j0 {
@@ -689,16 +692,9 @@ impl<'a> Fast<'a> {
                 if ctx.should_stop() {
                     return moves;
                 }
-                let cur = self.objective();
-                // max objective: the score after a move is at least the moving user's latency,
-                // so a candidate whose own bound plus price exceeds the score cannot improve it
-                let skip = if self.max_obj { cur } else { f64::INFINITY };
-                if let Some((v, j)) = self.best_move(u, mu, skip) {
-                    if j != self.pick[u] && v < cur - 1e-12 * cur.abs().max(1e-9) {
-                        self.set(u, j);
-                        moves += 1;
-                        improved = true;
-                    }
+                if self.improve(u, mu) {
+                    moves += 1;
+                    improved = true;
                 }
             }
             if !improved {
@@ -706,6 +702,19 @@ impl<'a> Fast<'a> {
             }
         }
         moves
+    }
+
+    /// Applies the best improving move of user `u` under the priced objective, if any.
+    fn improve(&mut self, u: usize, mu: &[f64]) -> bool {
+        let cur = self.objective();
+        let below = cur - 1e-12 * cur.abs().max(1e-9);
+        if let Some((v, j)) = self.best_move(u, mu, below) {
+            if j != self.pick[u] && v < below {
+                self.set(u, j);
+                return true;
+            }
+        }
+        false
     }
 
     /// Memory swaps (pairs of moves on one server): "buyers" are moves better than the current plan
