@@ -80,7 +80,8 @@ pub struct Sub {
 
 /// Solves the Lagrangian subproblem for user weights `omega` (summing to the objective's scale),
 /// multipliers `mu` and mixing `theta` (forced to 0 unless every association is fixed); without
-/// `with_rc` the reduced costs are not computed (`rc` is empty).
+/// `with_rc` the reduced costs are not computed (`rc` is empty). `own`: the table of
+/// [`own_costs`] for these `omega`, used when `theta = 0` and `nu` is `None` (same values).
 #[allow(clippy::too_many_arguments)]
 pub fn subproblem(
     p: &Prepared,
@@ -91,6 +92,7 @@ pub fn subproblem(
     theta: f64,
     nu: Option<&[f64]>,
     with_rc: bool,
+    own: Option<&[Vec<f64>]>,
 ) -> Sub {
     let l = p.num_layers();
     let ns = p.servers.len();
@@ -122,9 +124,19 @@ pub fn subproblem(
             a_tot[s] += a_max[u];
         }
     }
-    let cost = |u: usize, c: &Cand| -> f64 {
+    let own_table = own.filter(|_| theta == 0.0 && nu.is_none());
+    let cost = |u: usize, j: usize| -> f64 {
+        let c = &lists[u][j];
         let ch = &c.0;
         let cc = &c.1;
+        if let Some(t) = own_table {
+            // the expressions below at theta = 0 (0 · mc adds nothing, 1 · own is own)
+            return if on_server(c) {
+                mu[ch.server] * cc.srv_mem + t[u][j]
+            } else {
+                t[u][j]
+            };
+        }
         if on_server(c) {
             let s = ch.server;
             let own = match (cs_q(u, c), nu) {
@@ -165,7 +177,7 @@ pub fn subproblem(
     for (u, up) in p.users.iter().enumerate() {
         if up.fixed_server.is_none() {
             costs.clear();
-            costs.extend(lists[u].iter().map(|c| cost(u, c)));
+            costs.extend((0..lists[u].len()).map(|j| cost(u, j)));
             let (j, v) = costs
                 .iter()
                 .copied()
@@ -199,7 +211,7 @@ pub fn subproblem(
             let mut best_at = vec![(f64::INFINITY, usize::MAX); l + 1];
             for (j, c) in lists[u].iter().enumerate() {
                 let k = if on_server(c) { c.0.split } else { l };
-                let v = cost(u, c);
+                let v = cost(u, j);
                 if v < best_at[k].0 {
                     best_at[k] = (v, j);
                 }
@@ -231,7 +243,7 @@ pub fn subproblem(
             }
             for (j, c) in lists[u].iter().enumerate() {
                 let k = if on_server(c) { c.0.split } else { l };
-                rc[u][j] = (pre[k] + cost(u, c) - best.0).max(0.0);
+                rc[u][j] = (pre[k] + cost(u, j) - best.0).max(0.0);
             }
         }
         value += best.0;
@@ -258,6 +270,27 @@ pub fn subproblem(
         q,
         rc,
     }
+}
+
+/// `ω_u (lat_j + step floor)` per candidate on a server, `ω_u lat_j` for the local ones: the part
+/// of the subproblem's cost of a candidate that does not depend on `μ` (own form, `θ = 0`).
+pub fn own_costs(p: &Prepared, lists: &[Vec<Cand>], floors: &Floors, omega: &[f64]) -> Vec<Vec<f64>> {
+    let l = p.num_layers();
+    lists
+        .iter()
+        .enumerate()
+        .map(|(u, li)| {
+            li.iter()
+                .map(|c| {
+                    if c.0.admitted && c.0.split < l {
+                        omega[u] * (c.1.lat + floors.step_lb(p, u, c))
+                    } else {
+                        omega[u] * c.1.lat
+                    }
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// The initial user weights `ω`: the objective's weights (mean), uniform (max).
@@ -344,10 +377,10 @@ pub fn subgradient(
         };
         let mut subs: Vec<Sub> = thetas
             .iter()
-            .map(|&t| subproblem(p, lists, &floors, &omega, &mu, t, None, true))
+            .map(|&t| subproblem(p, lists, &floors, &omega, &mu, t, None, true, None))
             .collect();
         if p.objective == Objective::MeanLatency {
-            let cs = subproblem(p, lists, &floors, &omega, &mu, 0.0, Some(&nu_s), true);
+            let cs = subproblem(p, lists, &floors, &omega, &mu, 0.0, Some(&nu_s), true, None);
             // ν_s: damped fixed point of the congestion form's optimality (Q*_s = ν_s W / 2)
             for s in 0..ns {
                 nu_s[s] = 0.5 * nu_s[s] + cs.q[s] / wsum;

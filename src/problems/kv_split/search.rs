@@ -983,8 +983,9 @@ pub fn memory_prices(p: &Prepared, lists: &[Vec<Cand>], iters: usize) -> Vec<f64
     let mut best = f64::NEG_INFINITY;
     let mut alpha = 1.0;
     let floors = Floors::new(p, lists);
+    let own = super::lagrangian::own_costs(p, lists, &floors, &omega);
     for _ in 0..iters {
-        let sub = subproblem(p, lists, &floors, &omega, &mu, 0.0, None, false);
+        let sub = subproblem(p, lists, &floors, &omega, &mu, 0.0, None, false, Some(&own));
         if sub.value > best {
             best = sub.value;
         } else {
