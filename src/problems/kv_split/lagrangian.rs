@@ -274,7 +274,12 @@ pub fn subproblem(
 
 /// `ω_u (lat_j + step floor)` per candidate on a server, `ω_u lat_j` for the local ones: the part
 /// of the subproblem's cost of a candidate that does not depend on `μ` (own form, `θ = 0`).
-pub fn own_costs(p: &Prepared, lists: &[Vec<Cand>], floors: &Floors, omega: &[f64]) -> Vec<Vec<f64>> {
+pub fn own_costs(
+    p: &Prepared,
+    lists: &[Vec<Cand>],
+    floors: &Floors,
+    omega: &[f64],
+) -> Vec<Vec<f64>> {
     let l = p.num_layers();
     lists
         .iter()

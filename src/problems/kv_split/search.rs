@@ -644,7 +644,7 @@ impl<'a> Fast<'a> {
     /// there is one the answer is the same, otherwise it is `None` or a value not below `below`.
     /// Under `max_latency` a candidate whose own latency bound `own_lb` plus price reaches `below`
     /// is not scored (the score after a move is at least the moving user's latency).
-    fn best_move(&self, u: usize, mu: &[f64], below: f64) -> Option<(f64, usize)> {
+    pub fn best_move(&self, u: usize, mu: &[f64], below: f64) -> Option<(f64, usize)> {
         let mut best: Option<(f64, usize)> = None;
         let m = self.mover(u, true);
         let cd = &self.cd[u];
