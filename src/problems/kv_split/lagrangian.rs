@@ -369,7 +369,11 @@ pub fn subgradient(
     let wsum: f64 = p.users.iter().map(|u| u.weight).sum();
     let (mut best_plan, mut ub) = (plan, value);
     let mut lb = f64::NEG_INFINITY;
-    let mut best_rc = vec![];
+    // the inputs of the subproblem that gave `lb` (θ, ν, ω, μ): its reduced costs are computed
+    // once at the end, from the same inputs (the subproblem is deterministic)
+    let mut best_in: Option<(f64, Option<Vec<f64>>, Vec<f64>, Vec<f64>)> = None;
+    // mean objective: ω stays, so the μ-free part of the own form is computed once
+    let own = (!max_obj).then(|| own_costs(p, lists, &floors, &omega));
     let mut alpha = 1.0;
     let mut stall = 0;
     let mut it = 0;
@@ -380,25 +384,48 @@ pub fn subgradient(
         } else {
             &[0.0]
         };
-        let mut subs: Vec<Sub> = thetas
+        let mut subs: Vec<(Sub, f64, bool)> = thetas
             .iter()
-            .map(|&t| subproblem(p, lists, &floors, &omega, &mu, t, None, true, None))
+            .map(|&t| {
+                let own = own.as_deref();
+                (
+                    subproblem(p, lists, &floors, &omega, &mu, t, None, false, own),
+                    t,
+                    false,
+                )
+            })
             .collect();
+        let nu_used = nu_s.clone();
         if p.objective == Objective::MeanLatency {
-            let cs = subproblem(p, lists, &floors, &omega, &mu, 0.0, Some(&nu_s), true, None);
+            let cs = subproblem(
+                p,
+                lists,
+                &floors,
+                &omega,
+                &mu,
+                0.0,
+                Some(&nu_s),
+                false,
+                None,
+            );
             // ν_s: damped fixed point of the congestion form's optimality (Q*_s = ν_s W / 2)
             for s in 0..ns {
                 nu_s[s] = 0.5 * nu_s[s] + cs.q[s] / wsum;
             }
-            subs.push(cs);
+            subs.push((cs, 0.0, true));
         }
-        let sub = subs
+        let (sub, theta, cs) = subs
             .into_iter()
-            .max_by(|a, b| a.value.partial_cmp(&b.value).unwrap())
+            .max_by(|a, b| a.0.value.partial_cmp(&b.0.value).unwrap())
             .unwrap();
         if !lb.is_finite() || sub.value > lb + 1e-12 * lb.abs().max(1e-9) {
             lb = sub.value;
-            best_rc = sub.rc.clone();
+            best_in = Some((
+                theta,
+                cs.then(|| nu_used.clone()),
+                omega.clone(),
+                mu.clone(),
+            ));
             stall = 0;
         } else {
             stall += 1;
@@ -442,13 +469,28 @@ pub fn subgradient(
             break;
         }
     }
+    let rc = best_in.map_or(vec![], |(theta, nu, omega, mu)| {
+        let own = own.as_deref().filter(|_| nu.is_none());
+        subproblem(
+            p,
+            lists,
+            &floors,
+            &omega,
+            &mu,
+            theta,
+            nu.as_deref(),
+            true,
+            own,
+        )
+        .rc
+    });
     Dual {
         bound: lb,
         plan: best_plan,
         value: ub,
         iterations: it,
         mu,
-        rc: best_rc,
+        rc,
     }
 }
 

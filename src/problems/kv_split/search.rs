@@ -7,8 +7,11 @@
 //!    the feasible candidate with the least priced increase of the true objective given the users
 //!    already placed (`+ μ_s K` on the candidate's server KV).
 //! 3. Descent: best-improvement passes over every user's candidates under the priced objective, then
-//!    under the true one (`μ = 0`); a move is scored in O(1) (O(S) for `max_latency`) by [`Fast`]
-//!    and must keep the plan feasible (server memory, every target on the touched servers).
+//!    under the true one (`μ = 0`); a move must keep the plan feasible (server memory, every target
+//!    on the touched servers). [`Fast`] keeps per-server aggregates, each group's largest latency
+//!    and weighted step and the objective; per user it builds once (O(S²)) what every move of that
+//!    user shares (each server without the user, and per destination group the part of the score
+//!    the move leaves unchanged), so each candidate is then scored in O(1) under both objectives.
 //! 4. Memory swaps: a user's best move blocked only by a server's memory is paired with the move of
 //!    one co-located user that frees enough memory at the least loss, applied when the pair
 //!    improves the objective.
