@@ -34,7 +34,36 @@ use super::lagrangian::subproblem;
 use super::milp::Floors;
 use super::{outcome_from_plan, KvSplit, KvSplitSolution};
 use crate::error::Result;
-use crate::solve::{Context, Outcome, Solver, SolverKind};
+use crate::solve::{Context, Outcome, Solver, SolverKind, StopFlag};
+use rayon::prelude::*;
+use std::time::{Duration, Instant};
+
+/// When the search stops: the context's stop flag and deadline (the priced search reports nothing
+/// to the observer while it runs), shareable across the threads of the starts.
+#[derive(Debug, Clone)]
+pub struct Stop {
+    flag: StopFlag,
+    deadline: Option<Instant>,
+    interrupted: bool,
+}
+
+impl Stop {
+    pub fn of(ctx: &Context<'_>) -> Self {
+        Stop {
+            flag: ctx.stop_flag(),
+            deadline: ctx
+                .remaining_s()
+                .map(|r| Instant::now() + Duration::from_secs_f64(r)),
+            interrupted: ctx.interrupted(),
+        }
+    }
+
+    pub fn should_stop(&self) -> bool {
+        self.interrupted
+            || self.flag.is_stopped()
+            || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+}
 
 /// No candidate picked yet.
 const NONE: usize = usize::MAX;
@@ -687,12 +716,12 @@ impl<'a> Fast<'a> {
     }
 
     /// Best-improvement passes under the priced objective; returns the number of moves.
-    pub fn descent(&mut self, mu: &[f64], max_passes: usize, ctx: &Context<'_>) -> u64 {
+    pub fn descent(&mut self, mu: &[f64], max_passes: usize, stop: &Stop) -> u64 {
         let mut moves = 0;
         for _ in 0..max_passes {
             let mut improved = false;
             for u in 0..self.lists.len() {
-                if ctx.should_stop() {
+                if stop.should_stop() {
                     return moves;
                 }
                 if self.improve(u, mu) {
@@ -725,7 +754,7 @@ impl<'a> Fast<'a> {
     /// server KV, ranked by objective loss per byte freed. Each buyer (largest gain first) tries the
     /// cheapest sellers freeing enough memory; a pair is applied when it improves the objective.
     /// Returns the number of pairs applied.
-    pub fn swaps(&mut self, max_buyers: usize, ctx: &Context<'_>) -> u64 {
+    pub fn swaps(&mut self, max_buyers: usize, stop: &Stop) -> u64 {
         let mut applied = 0;
         let cur = self.objective();
         let tol = 1e-12 * cur.abs().max(1e-9);
@@ -774,7 +803,7 @@ impl<'a> Fast<'a> {
         let mut sorted = vec![false; self.ns];
         let mut touched = vec![false; self.lists.len()];
         for &(_, need, u, j) in &buyers {
-            if ctx.should_stop() {
+            if stop.should_stop() {
                 break;
             }
             if touched[u] {
@@ -825,7 +854,7 @@ impl<'a> Fast<'a> {
     /// weighted latency gain at its fastest low-split candidate (the lowest split it has on that
     /// server), re-insert the others (heaviest first) by best feasible move, then descend and swap;
     /// kept when the plan improves, undone otherwise. Returns the number of moves kept.
-    pub fn regimes(&mut self, mu: &[f64], ctx: &Context<'_>) -> u64 {
+    pub fn regimes(&mut self, mu: &[f64], stop: &Stop) -> u64 {
         let mut kept = 0;
         for s in 0..self.ns {
             if self.members[s].is_empty() {
@@ -838,10 +867,10 @@ impl<'a> Fast<'a> {
                 if k == 1 {
                     prices = mu.to_vec();
                 }
-                if ctx.should_stop() {
+                if stop.should_stop() {
                     return kept;
                 }
-                match self.regime(s, &prices, ctx) {
+                match self.regime(s, &prices, stop) {
                     Some(Some(k)) => {
                         kept += k;
                         break;
@@ -857,7 +886,7 @@ impl<'a> Fast<'a> {
 
     /// One regime move on server `s` (see [`Fast::regimes`]) with re-insertion prices `mu`:
     /// `Some(Some(moves))` kept, `Some(None)` no improvement, `None` a user found no room.
-    fn regime(&mut self, s: usize, mu: &[f64], ctx: &Context<'_>) -> Option<Option<u64>> {
+    fn regime(&mut self, s: usize, mu: &[f64], stop: &Stop) -> Option<Option<u64>> {
         let zero = vec![0.0; self.ns];
         let before = self.objective();
         let old = self.pick.clone();
@@ -930,7 +959,7 @@ impl<'a> Fast<'a> {
         let promising = ok && self.objective() < before * (1.0 + REGIME_SLACK);
         if promising {
             self.reserve();
-            moves += self.descent(&zero, 20, ctx) + self.swap_rounds(3, ctx);
+            moves += self.descent(&zero, 20, stop) + self.swap_rounds(3, stop);
         }
         if promising && self.objective() < before - 1e-12 * before.abs().max(1e-9) {
             return Some(Some(moves + users.len() as u64));
@@ -955,15 +984,15 @@ impl<'a> Fast<'a> {
     }
 
     /// Up to `rounds` rounds of [`Fast::swaps`], each followed by an unpriced descent; moves made.
-    pub fn swap_rounds(&mut self, rounds: usize, ctx: &Context<'_>) -> u64 {
+    pub fn swap_rounds(&mut self, rounds: usize, stop: &Stop) -> u64 {
         let zero = vec![0.0; self.ns];
         let mut moves = 0;
         for _ in 0..rounds {
-            let k = self.swaps(200, ctx);
+            let k = self.swaps(200, stop);
             if k == 0 {
                 break;
             }
-            moves += k + self.descent(&zero, 20, ctx);
+            moves += k + self.descent(&zero, 20, stop);
         }
         moves
     }
@@ -1088,26 +1117,32 @@ pub fn priced_search_from(
         .iter()
         .map(|s| 0.05 * share * 50.0 / s.memory_bytes)
         .collect();
+    let stop = Stop::of(ctx);
+    let zero = vec![0.0; ns];
+    // one start: construction at the multiplied prices, descents, swaps
+    let start = |k: f64| -> Option<(f64, Vec<usize>, Vec<f64>, u64)> {
+        let mut m: Vec<f64> = mu.iter().map(|x| x * k).collect();
+        let mut st = construct_adaptive(p, lists, &mut m, &base)?;
+        st.set_tie_break(1e-3);
+        let mut moves = st.descent(&m, 5, &stop);
+        moves += st.descent(&zero, 20, &stop);
+        moves += st.swap_rounds(5, &stop);
+        moves += st.descent(&zero, 20, &stop);
+        st.set_tie_break(0.0);
+        Some((st.objective(), st.pick.clone(), m, moves))
+    };
+    // the starts are independent: in parallel unless one thread is asked for (same plans)
+    let runs: Vec<_> = if ctx.options.threads == Some(1) {
+        starts.iter().map(|&k| start(k)).collect()
+    } else {
+        starts.par_iter().map(|&k| start(k)).collect()
+    };
     let mut best: Option<(f64, Vec<usize>, Vec<f64>)> = None;
     let mut moves = 0;
-    let zero = vec![0.0; ns];
-    for &k in starts {
-        if ctx.should_stop() && best.is_some() {
-            break;
-        }
-        let mut m: Vec<f64> = mu.iter().map(|x| x * k).collect();
-        let Some(mut st) = construct_adaptive(p, lists, &mut m, &base) else {
-            continue;
-        };
-        st.set_tie_break(1e-3);
-        moves += st.descent(&m, 5, ctx);
-        moves += st.descent(&zero, 20, ctx);
-        moves += st.swap_rounds(5, ctx);
-        moves += st.descent(&zero, 20, ctx);
-        st.set_tie_break(0.0);
-        let v = st.objective();
+    for (v, pick, m, k) in runs.into_iter().flatten() {
+        moves += k;
         if best.as_ref().is_none_or(|b| v < b.0) {
-            best = Some((v, st.pick.clone(), m));
+            best = Some((v, pick, m));
         }
     }
     // regime moves on the best start's plan
@@ -1116,7 +1151,7 @@ pub fn priced_search_from(
         if p.objective == Objective::MaxLatency {
             st.set_tie_break(1e-3);
         }
-        moves += st.regimes(m, ctx);
+        moves += st.regimes(m, &stop);
         st.set_tie_break(0.0);
         if st.objective() < *v {
             *pick = st.pick.clone();
