@@ -335,6 +335,9 @@ pub fn subgradient_step(p: &Prepared, sub: &Sub, mu: &mut [f64], alpha: f64, tar
     true
 }
 
+/// The inputs of one subproblem: θ, ν (congestion form), ω, μ.
+type SubInputs = (f64, Option<Vec<f64>>, Vec<f64>, Vec<f64>);
+
 /// The result of [`subgradient`].
 pub struct Dual {
     /// The best dual value (a valid lower bound), −∞ when no iteration ran.
@@ -371,7 +374,7 @@ pub fn subgradient(
     let mut lb = f64::NEG_INFINITY;
     // the inputs of the subproblem that gave `lb` (θ, ν, ω, μ): its reduced costs are computed
     // once at the end, from the same inputs (the subproblem is deterministic)
-    let mut best_in: Option<(f64, Option<Vec<f64>>, Vec<f64>, Vec<f64>)> = None;
+    let mut best_in: Option<SubInputs> = None;
     // mean objective: ω stays, so the μ-free part of the own form is computed once
     let own = (!max_obj).then(|| own_costs(p, lists, &floors, &omega));
     let mut alpha = 1.0;
