@@ -4,6 +4,7 @@
 //! 4 edge servers, half of the associations decided by the solver.
 //! - `milp-1pct/large`: MILP to a 1 % relative gap (10 s limit);
 //! - `priced-search/large`, `local-search/large`, `greedy/large`: the heuristics;
+//! - `priced-search/large-max`: the priced search under the maximum latency (seed 1);
 //! - `lagrangian/large`: the subgradient method (150 iterations).
 //!
 //! `KV_SPLIT_GAP=N` first prints, over N generated `large` and N `large-max` instances, the MILP's
@@ -114,6 +115,10 @@ fn benches(c: &mut Criterion) {
     });
     g.bench_function("priced-search/large", |b| {
         b.iter(|| black_box(solve(&p, "priced-search", &d)))
+    });
+    let p_max = prep("large-max", 1);
+    g.bench_function("priced-search/large-max", |b| {
+        b.iter(|| black_box(solve(&p_max, "priced-search", &d)))
     });
     g.bench_function("local-search/large", |b| {
         b.iter(|| black_box(solve(&p, "local-search", &d)))

@@ -239,6 +239,86 @@ fn incremental_move_scores_match_the_evaluator() {
     assert!(checked >= 100, "only {checked} moves applied");
 }
 
+#[test]
+fn best_moves_match_the_evaluated_best_response() {
+    // Fast::best_move (O(1) scoring through the mover, own-bound skip) against every candidate of
+    // the user evaluated from scratch, with and without a threshold, under both objectives
+    use edgeplan::problems::kv_split::search::Fast;
+    use rand::{Rng, SeedableRng};
+    let mut compared = 0;
+    for (k, size) in ["tiny-max", "small", "small-max", "medium-max", "medium"]
+        .iter()
+        .enumerate()
+    {
+        for seed in 0..4u64 {
+            let p = prep(&generate::generate(size, 60 + seed).unwrap());
+            let start = run(&p, "priced-search");
+            if !start.evaluation.as_ref().is_some_and(|e| e.feasible) {
+                continue;
+            }
+            let lists: Vec<_> = p.users.iter().map(|u| u.cands.clone()).collect();
+            let plan = start.solution.unwrap().to_plan(&p).unwrap();
+            let pick: Vec<usize> = plan
+                .iter()
+                .enumerate()
+                .map(|(u, c)| lists[u].iter().position(|x| x.0 == *c).unwrap())
+                .collect();
+            let mut st = Fast::new(&p, &lists, &pick);
+            let zero = vec![0.0; p.servers.len()];
+            let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(k as u64 * 100 + seed);
+            for step in 0..40 {
+                let u = r.random_range(0..lists.len());
+                // the best response from scratch: every candidate of u through evaluate_plan
+                let mut best: Option<f64> = None;
+                for j in 0..lists[u].len() {
+                    let mut plan = st.plan();
+                    plan[u] = lists[u][j].0;
+                    let ev = p.evaluate_plan(&plan);
+                    if ev.violations.is_empty() && best.is_none_or(|b| ev.objective < b) {
+                        best = Some(ev.objective);
+                    }
+                }
+                let cur = p.plan_value(&st.plan()).expect("the plan stays feasible");
+                // unrestricted: the same best value, and its candidate reaches it
+                let fast = st.best_move(u, &zero, f64::INFINITY);
+                match (fast, best) {
+                    (Some((v, j)), Some(b)) => {
+                        assert!(close(v, b), "{size} {seed}: best move {v} vs {b}");
+                        let mut plan = st.plan();
+                        plan[u] = lists[u][j].0;
+                        assert!(close(p.plan_value(&plan).unwrap(), b));
+                    }
+                    (None, None) => {}
+                    (f, b) => panic!("{size} {seed}: best move {f:?} vs best response {b:?}"),
+                }
+                // below the current value: found exactly when the best response improves
+                let below = cur * (1.0 - 1e-6);
+                match st.best_move(u, &zero, below) {
+                    Some((v, _)) if v < below => {
+                        assert!(close(v, best.unwrap()), "{size} {seed}: {v} vs {best:?}")
+                    }
+                    _ => assert!(
+                        best.is_none_or(|b| b >= below * (1.0 - 1e-9)),
+                        "{size} {seed}: an improving move {best:?} < {below} was missed"
+                    ),
+                }
+                compared += 1;
+                // move on: a random feasible move, or the best one every fourth step
+                let j = if step % 4 == 0 {
+                    fast.map(|x| x.1)
+                } else {
+                    let j = r.random_range(0..lists[u].len());
+                    st.eval(u, j).map(|_| j)
+                };
+                if let Some(j) = j {
+                    st.set(u, j);
+                }
+            }
+        }
+    }
+    assert!(compared >= 200, "only {compared} best moves compared");
+}
+
 fn optimum(inst: &KvSplitInstance) -> Option<f64> {
     run(&prep(inst), "milp").objective
 }

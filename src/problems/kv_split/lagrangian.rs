@@ -79,7 +79,10 @@ pub struct Sub {
 }
 
 /// Solves the Lagrangian subproblem for user weights `omega` (summing to the objective's scale),
-/// multipliers `mu` and mixing `theta` (forced to 0 unless every association is fixed).
+/// multipliers `mu` and mixing `theta` (forced to 0 unless every association is fixed); without
+/// `with_rc` the reduced costs are not computed (`rc` is empty). `own`: the table of
+/// [`own_costs`] for these `omega`, used when `theta = 0` and `nu` is `None` (same values).
+#[allow(clippy::too_many_arguments)]
 pub fn subproblem(
     p: &Prepared,
     lists: &[Vec<Cand>],
@@ -88,6 +91,8 @@ pub fn subproblem(
     mu: &[f64],
     theta: f64,
     nu: Option<&[f64]>,
+    with_rc: bool,
+    own: Option<&[Vec<f64>]>,
 ) -> Sub {
     let l = p.num_layers();
     let ns = p.servers.len();
@@ -119,9 +124,19 @@ pub fn subproblem(
             a_tot[s] += a_max[u];
         }
     }
-    let cost = |u: usize, c: &Cand| -> f64 {
+    let own_table = own.filter(|_| theta == 0.0 && nu.is_none());
+    let cost = |u: usize, j: usize| -> f64 {
+        let c = &lists[u][j];
         let ch = &c.0;
         let cc = &c.1;
+        if let Some(t) = own_table {
+            // the expressions below at theta = 0 (0 · mc adds nothing, 1 · own is own)
+            return if on_server(c) {
+                mu[ch.server] * cc.srv_mem + t[u][j]
+            } else {
+                t[u][j]
+            };
+        }
         if on_server(c) {
             let s = ch.server;
             let own = match (cs_q(u, c), nu) {
@@ -152,21 +167,27 @@ pub fn subproblem(
         value -= nu.iter().map(|v| v * v * wsum / 4.0).sum::<f64>();
     }
     let mut mem = vec![0.0; ns];
-    let mut rc: Vec<Vec<f64>> = lists.iter().map(|li| vec![0.0; li.len()]).collect();
+    let mut rc: Vec<Vec<f64>> = if with_rc {
+        lists.iter().map(|li| vec![0.0; li.len()]).collect()
+    } else {
+        vec![]
+    };
+    let mut costs = vec![];
     // decided users: independent
     for (u, up) in p.users.iter().enumerate() {
         if up.fixed_server.is_none() {
-            for (j, c) in lists[u].iter().enumerate() {
-                rc[u][j] = cost(u, c);
-            }
-            let (j, v) = rc[u]
+            costs.clear();
+            costs.extend((0..lists[u].len()).map(|j| cost(u, j)));
+            let (j, v) = costs
                 .iter()
                 .copied()
                 .enumerate()
                 .min_by(|a, b| a.1.partial_cmp(&b.1).unwrap())
                 .unwrap();
-            for r in &mut rc[u] {
-                *r -= v;
+            if with_rc {
+                for (r, c) in rc[u].iter_mut().zip(&costs) {
+                    *r = c - v;
+                }
             }
             pick[u] = j;
             value += v;
@@ -190,7 +211,7 @@ pub fn subproblem(
             let mut best_at = vec![(f64::INFINITY, usize::MAX); l + 1];
             for (j, c) in lists[u].iter().enumerate() {
                 let k = if on_server(c) { c.0.split } else { l };
-                let v = cost(u, c);
+                let v = cost(u, j);
                 if v < best_at[k].0 {
                     best_at[k] = (v, j);
                 }
@@ -214,7 +235,7 @@ pub fn subproblem(
         }
         // forcing candidate j (split k, L when local) of user i allows every c* ≤ k:
         // min_{c* ≤ k} (tot[c*] − suf_i[c*]) + cost_j
-        for (i, &u) in users.iter().enumerate() {
+        for (i, &u) in users.iter().enumerate().filter(|_| with_rc) {
             let mut pre = vec![f64::INFINITY; l + 1];
             for k in 0..=l {
                 let v = tot[k] - suf[i][k].0;
@@ -222,7 +243,7 @@ pub fn subproblem(
             }
             for (j, c) in lists[u].iter().enumerate() {
                 let k = if on_server(c) { c.0.split } else { l };
-                rc[u][j] = (pre[k] + cost(u, c) - best.0).max(0.0);
+                rc[u][j] = (pre[k] + cost(u, j) - best.0).max(0.0);
             }
         }
         value += best.0;
@@ -249,6 +270,32 @@ pub fn subproblem(
         q,
         rc,
     }
+}
+
+/// `ω_u (lat_j + step floor)` per candidate on a server, `ω_u lat_j` for the local ones: the part
+/// of the subproblem's cost of a candidate that does not depend on `μ` (own form, `θ = 0`).
+pub fn own_costs(
+    p: &Prepared,
+    lists: &[Vec<Cand>],
+    floors: &Floors,
+    omega: &[f64],
+) -> Vec<Vec<f64>> {
+    let l = p.num_layers();
+    lists
+        .iter()
+        .enumerate()
+        .map(|(u, li)| {
+            li.iter()
+                .map(|c| {
+                    if c.0.admitted && c.0.split < l {
+                        omega[u] * (c.1.lat + floors.step_lb(p, u, c))
+                    } else {
+                        omega[u] * c.1.lat
+                    }
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// The initial user weights `ω`: the objective's weights (mean), uniform (max).
@@ -288,6 +335,9 @@ pub fn subgradient_step(p: &Prepared, sub: &Sub, mu: &mut [f64], alpha: f64, tar
     true
 }
 
+/// The inputs of one subproblem: θ, ν (congestion form), ω, μ.
+type SubInputs = (f64, Option<Vec<f64>>, Vec<f64>, Vec<f64>);
+
 /// The result of [`subgradient`].
 pub struct Dual {
     /// The best dual value (a valid lower bound), −∞ when no iteration ran.
@@ -322,7 +372,11 @@ pub fn subgradient(
     let wsum: f64 = p.users.iter().map(|u| u.weight).sum();
     let (mut best_plan, mut ub) = (plan, value);
     let mut lb = f64::NEG_INFINITY;
-    let mut best_rc = vec![];
+    // the inputs of the subproblem that gave `lb` (θ, ν, ω, μ): its reduced costs are computed
+    // once at the end, from the same inputs (the subproblem is deterministic)
+    let mut best_in: Option<SubInputs> = None;
+    // mean objective: ω stays, so the μ-free part of the own form is computed once
+    let own = (!max_obj).then(|| own_costs(p, lists, &floors, &omega));
     let mut alpha = 1.0;
     let mut stall = 0;
     let mut it = 0;
@@ -333,25 +387,48 @@ pub fn subgradient(
         } else {
             &[0.0]
         };
-        let mut subs: Vec<Sub> = thetas
+        let mut subs: Vec<(Sub, f64, bool)> = thetas
             .iter()
-            .map(|&t| subproblem(p, lists, &floors, &omega, &mu, t, None))
+            .map(|&t| {
+                let own = own.as_deref();
+                (
+                    subproblem(p, lists, &floors, &omega, &mu, t, None, false, own),
+                    t,
+                    false,
+                )
+            })
             .collect();
+        let nu_used = nu_s.clone();
         if p.objective == Objective::MeanLatency {
-            let cs = subproblem(p, lists, &floors, &omega, &mu, 0.0, Some(&nu_s));
+            let cs = subproblem(
+                p,
+                lists,
+                &floors,
+                &omega,
+                &mu,
+                0.0,
+                Some(&nu_s),
+                false,
+                None,
+            );
             // ν_s: damped fixed point of the congestion form's optimality (Q*_s = ν_s W / 2)
             for s in 0..ns {
                 nu_s[s] = 0.5 * nu_s[s] + cs.q[s] / wsum;
             }
-            subs.push(cs);
+            subs.push((cs, 0.0, true));
         }
-        let sub = subs
+        let (sub, theta, cs) = subs
             .into_iter()
-            .max_by(|a, b| a.value.partial_cmp(&b.value).unwrap())
+            .max_by(|a, b| a.0.value.partial_cmp(&b.0.value).unwrap())
             .unwrap();
         if !lb.is_finite() || sub.value > lb + 1e-12 * lb.abs().max(1e-9) {
             lb = sub.value;
-            best_rc = sub.rc.clone();
+            best_in = Some((
+                theta,
+                cs.then(|| nu_used.clone()),
+                omega.clone(),
+                mu.clone(),
+            ));
             stall = 0;
         } else {
             stall += 1;
@@ -395,13 +472,28 @@ pub fn subgradient(
             break;
         }
     }
+    let rc = best_in.map_or(vec![], |(theta, nu, omega, mu)| {
+        let own = own.as_deref().filter(|_| nu.is_none());
+        subproblem(
+            p,
+            lists,
+            &floors,
+            &omega,
+            &mu,
+            theta,
+            nu.as_deref(),
+            true,
+            own,
+        )
+        .rc
+    });
     Dual {
         bound: lb,
         plan: best_plan,
         value: ub,
         iterations: it,
         mu,
-        rc: best_rc,
+        rc,
     }
 }
 

@@ -7,8 +7,11 @@
 //!    the feasible candidate with the least priced increase of the true objective given the users
 //!    already placed (`+ μ_s K` on the candidate's server KV).
 //! 3. Descent: best-improvement passes over every user's candidates under the priced objective, then
-//!    under the true one (`μ = 0`); a move is scored in O(1) (O(S) for `max_latency`) by [`Fast`]
-//!    and must keep the plan feasible (server memory, every target on the touched servers).
+//!    under the true one (`μ = 0`); a move must keep the plan feasible (server memory, every target
+//!    on the touched servers). [`Fast`] keeps per-server aggregates, each group's largest latency
+//!    and weighted step and the objective; per user it builds once (O(S²)) what every move of that
+//!    user shares (each server without the user, and per destination group the part of the score
+//!    the move leaves unchanged), so each candidate is then scored in O(1) under both objectives.
 //! 4. Memory swaps: a user's best move blocked only by a server's memory is paired with the move of
 //!    one co-located user that frees enough memory at the least loss, applied when the pair
 //!    improves the objective.
@@ -31,7 +34,36 @@ use super::lagrangian::subproblem;
 use super::milp::Floors;
 use super::{outcome_from_plan, KvSplit, KvSplitSolution};
 use crate::error::Result;
-use crate::solve::{Context, Outcome, Solver, SolverKind};
+use crate::solve::{Context, Outcome, Solver, SolverKind, StopFlag};
+use rayon::prelude::*;
+use std::time::{Duration, Instant};
+
+/// When the search stops: the context's stop flag and deadline (the priced search reports nothing
+/// to the observer while it runs), shareable across the threads of the starts.
+#[derive(Debug, Clone)]
+pub struct Stop {
+    flag: StopFlag,
+    deadline: Option<Instant>,
+    interrupted: bool,
+}
+
+impl Stop {
+    pub fn of(ctx: &Context<'_>) -> Self {
+        Stop {
+            flag: ctx.stop_flag(),
+            deadline: ctx
+                .remaining_s()
+                .map(|r| Instant::now() + Duration::from_secs_f64(r)),
+            interrupted: ctx.interrupted(),
+        }
+    }
+
+    pub fn should_stop(&self) -> bool {
+        self.interrupted
+            || self.flag.is_stopped()
+            || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+}
 
 /// No candidate picked yet.
 const NONE: usize = usize::MAX;
@@ -100,12 +132,84 @@ pub struct Fast<'a> {
     /// step floor of [`Floors::step_lb`]); a move to a candidate whose bound exceeds the current
     /// score cannot improve it.
     own_lb: Vec<Vec<f64>>,
+    /// Per user, per candidate: what a move scores (flat copy of `lists`, `group` resolved).
+    cd: Vec<Vec<CandData>>,
+    /// Per group: its largest latency, step included (−∞ when empty); per server: `wn · step`;
+    /// the objective. Refreshed after every change of the plan.
+    gval: Vec<f64>,
+    gcontrib: Vec<f64>,
+    obj: f64,
+}
+
+/// The fields of a candidate a move's score reads.
+#[derive(Debug, Clone, Copy)]
+struct CandData {
+    lat: f64,
+    work: f64,
+    mem: f64,
+    split: u32,
+    /// The server, or `ns` for the local group.
+    group: u32,
+}
+
+/// A server's aggregates with or without one user, before the feasibility checks.
+#[derive(Debug, Clone, Copy)]
+struct Agg {
+    wn: f64,
+    work: f64,
+    kv: f64,
+    minc: usize,
+    n: usize,
+    /// Smallest `τ_v − lat_v` of the members with a target.
+    slack: f64,
+    /// Largest member latency without the step (`max_latency`), −∞ when empty.
+    maxlat: f64,
+}
+
+/// What the moves of one user share, so that each candidate is scored in O(1).
+struct Mover<'a> {
+    u: usize,
+    j0: usize,
+    g0: usize,
+    w: f64,
+    target: f64,
+    /// `g0` (a server) after `u` leaves it, checked (`None`: a target or the memory breaks).
+    leave: Option<ServerAfter>,
+    /// Per destination group (servers, then local).
+    join: Vec<Join<'a>>,
+    check_mem: bool,
+    cur: f64,
+}
+
+/// A move of the mover's user into group `g1`: what does not depend on the candidate.
+#[derive(Debug, Clone, Copy)]
+struct Join<'a> {
+    /// Leaving `g0` for `g1` breaks `g0`.
+    blocked: bool,
+    /// The largest latency (from 0) among the groups the move does not change, `g0` after the
+    /// leave (when `g0 ≠ g1`) and the local group without the user.
+    gmax: f64,
+    /// `Σ w_v lat_v` of the other users plus `Σ wn · step` over the servers other than `g1`.
+    gnum: f64,
+    /// Server `g1` without the user (unused for the local group): aggregates with the user's
+    /// weight added, its reserve for users still to place, `memory · (1 + TOL)`, shared layers.
+    wn: f64,
+    work: f64,
+    kv: f64,
+    minc: usize,
+    slack: f64,
+    maxlat: f64,
+    res_split: usize,
+    res_kv: f64,
+    res_work: f64,
+    cap: f64,
+    fixed: &'a [f64],
+    weights: &'a [f64],
 }
 
 /// The effect of a move on one server.
 #[derive(Debug, Clone, Copy)]
 struct ServerAfter {
-    s: usize,
     step: f64,
     wn: f64,
     /// Largest member latency without the step (`max_latency`), −∞ when empty.
@@ -141,6 +245,23 @@ impl<'a> Fast<'a> {
             res_kv: vec![0.0; ns],
             res_work: vec![0.0; ns],
             res_split: vec![l; ns],
+            cd: lists
+                .iter()
+                .map(|li| {
+                    li.iter()
+                        .map(|c| CandData {
+                            lat: c.1.lat,
+                            work: c.1.work,
+                            mem: c.1.srv_mem,
+                            split: c.0.split as u32,
+                            group: if c.0.split < l { c.0.server } else { ns } as u32,
+                        })
+                        .collect()
+                })
+                .collect(),
+            gval: vec![f64::NEG_INFINITY; ns + 1],
+            gcontrib: vec![0.0; ns],
+            obj: 0.0,
             own_lb: if p.objective == Objective::MaxLatency {
                 let floors = Floors::new(p, lists);
                 lists
@@ -190,12 +311,9 @@ impl<'a> Fast<'a> {
         f
     }
 
+    #[inline]
     fn group(&self, u: usize, j: usize) -> usize {
-        if self.lists[u][j].0.split < self.l {
-            self.lists[u][j].0.server
-        } else {
-            self.ns
-        }
+        self.cd[u][j].group as usize
     }
 
     fn step(&self, s: usize) -> f64 {
@@ -263,6 +381,7 @@ impl<'a> Fast<'a> {
         }
         self.remove(u);
         if j == NONE {
+            self.refresh();
             return;
         }
         let (ch, cc) = self.lists[u][j];
@@ -285,113 +404,194 @@ impl<'a> Fast<'a> {
         self.pos[u] = self.members[g].len();
         self.members[g].push(u);
         self.pick[u] = j;
+        self.refresh();
+    }
+
+    /// Recomputes the per-group maxima, weighted steps and the objective.
+    fn refresh(&mut self) {
+        for g in 0..=self.ns {
+            let st = if g < self.ns { self.step(g) } else { 0.0 };
+            if g < self.ns {
+                self.gcontrib[g] = self.wn[g] * st;
+            }
+            self.gval[g] = if self.members[g].is_empty() {
+                f64::NEG_INFINITY
+            } else {
+                -self.top[g].0[0].0 + st
+            };
+        }
+        let mean = (self.lat_w + self.gcontrib.iter().sum::<f64>()) / self.wsum;
+        self.obj = if self.max_obj {
+            self.gval.iter().fold(0.0, |m: f64, &v| m.max(v)) + self.tie * mean
+        } else {
+            mean
+        };
     }
 
     /// The objective of the current plan (users not placed count nothing).
     pub fn objective(&self) -> f64 {
-        if self.max_obj {
-            let mut m: f64 = 0.0;
-            for g in 0..=self.ns {
-                if !self.members[g].is_empty() {
-                    let st = if g < self.ns { self.step(g) } else { 0.0 };
-                    m = m.max(-self.top[g].0[0].0 + st);
-                }
-            }
-            m + self.tie * self.mean()
-        } else {
-            self.mean()
-        }
-    }
-
-    /// The weighted mean latency of the placed users (over the total weight).
-    fn mean(&self) -> f64 {
-        (self.lat_w + (0..self.ns).map(|s| self.wn[s] * self.step(s)).sum::<f64>()) / self.wsum
+        self.obj
     }
 
     /// Under `max_latency`, adds `tie ×` the mean latency to every score so that moves that lower
     /// the other users' latencies without changing the maximum are taken (0 by default).
     pub fn set_tie_break(&mut self, tie: f64) {
         self.tie = tie;
+        self.refresh();
     }
 
-    /// Server `s` after user `u` leaves candidate `j0` (or `NONE`) and takes `j1`.
+    /// Server `s`'s aggregates without user `u` (its current candidate taken out when on `s`).
     #[inline]
-    fn server_after(
-        &self,
-        u: usize,
-        s: usize,
-        j0: usize,
-        j1: usize,
-        check_mem: bool,
-    ) -> Option<ServerAfter> {
-        let sv = &self.p.servers[s];
-        let w = self.p.users[u].weight;
-        let (mut wn, mut work, mut kv) = (self.wn[s], self.work[s], self.kv[s]);
-        let mut minc = self.minc[s];
-        let mut n = self.members[s].len();
-        let mut leaving = false;
+    fn agg_without(&self, u: usize, s: usize) -> Agg {
+        let mut a = Agg {
+            wn: self.wn[s],
+            work: self.work[s],
+            kv: self.kv[s],
+            minc: self.minc[s],
+            n: self.members[s].len(),
+            slack: self.slack[s].0[0].0,
+            maxlat: if self.max_obj {
+                -self.top[s].0[0].0
+            } else {
+                f64::NEG_INFINITY
+            },
+        };
+        let j0 = self.pick[u];
         if j0 != NONE && self.group(u, j0) == s {
             let (ch, cc) = &self.lists[u][j0];
-            wn -= w;
-            work -= cc.work;
-            kv -= cc.srv_mem;
-            n -= 1;
-            leaving = true;
-            if ch.split == minc && self.cnt[s][minc] == 1 {
-                minc = (minc + 1..self.l)
+            a.wn -= self.p.users[u].weight;
+            a.work -= cc.work;
+            a.kv -= cc.srv_mem;
+            a.n -= 1;
+            if ch.split == a.minc && self.cnt[s][a.minc] == 1 {
+                a.minc = (a.minc + 1..self.l)
                     .find(|&c| self.cnt[s][c] > 0)
                     .unwrap_or(self.l);
             }
+            a.slack = self.slack[s].min_except(u);
+            if self.max_obj {
+                a.maxlat = -self.top[s].min_except(u);
+            }
         }
-        let mut own_lat = f64::NEG_INFINITY;
-        let mut own_slack = f64::INFINITY;
-        if self.group(u, j1) == s {
-            let (ch, cc) = &self.lists[u][j1];
-            wn += w;
-            work += cc.work;
-            kv += cc.srv_mem;
-            n += 1;
-            minc = minc.min(ch.split);
-            own_lat = cc.lat;
-            own_slack = self.target(u) - cc.lat;
-        }
-        let held = minc.min(self.res_split[s]);
-        let over = sv.weights[held] + kv + self.res_kv[s] - sv.memory_bytes * (1.0 + TOL);
+        a
+    }
+
+    /// Server `s` with aggregates `a`: its step and memory excess, `None` when it breaks a target
+    /// (or, with `check_mem`, its memory).
+    #[inline(always)]
+    fn server_check(&self, s: usize, a: &Agg, check_mem: bool) -> Option<ServerAfter> {
+        let sv = &self.p.servers[s];
+        let held = a.minc.min(self.res_split[s]);
+        let over = sv.weights[held] + a.kv + self.res_kv[s] - sv.memory_bytes * (1.0 + TOL);
         if check_mem && over > 0.0 {
             return None;
         }
-        let step = if n == 0 {
+        let step = if a.n == 0 {
             0.0
         } else {
-            self.p.server_step(s, minc, work)
+            self.p.server_step(s, a.minc, a.work)
         };
-        let reserved = self.p.server_step(s, held, work) + self.res_work[s];
-        let others = if leaving {
-            self.slack[s].min_except(u)
-        } else {
-            self.slack[s].0[0].0
-        };
-        let slack = others.min(own_slack);
-        if step.max(reserved) > slack + TOL * slack.abs().max(1e-9) {
+        let reserved = self.p.server_step(s, held, a.work) + self.res_work[s];
+        if step.max(reserved) > a.slack + TOL * a.slack.abs().max(1e-9) {
             return None;
         }
-        let maxlat = if self.max_obj {
-            let o = if leaving {
-                -self.top[s].min_except(u)
-            } else {
-                -self.top[s].0[0].0
-            };
-            o.max(own_lat)
-        } else {
-            f64::NEG_INFINITY
-        };
         Some(ServerAfter {
-            s,
             step,
-            wn,
-            maxlat,
+            wn: a.wn,
+            maxlat: a.maxlat,
             over,
         })
+    }
+
+    /// What every move of user `u` shares (see [`Mover`]).
+    fn mover(&self, u: usize, check_mem: bool) -> Mover<'a> {
+        let ns = self.ns;
+        let j0 = self.pick[u];
+        let g0 = if j0 == NONE { NONE } else { self.group(u, j0) };
+        let w = self.p.users[u].weight;
+        let lat_rest = self.lat_w
+            - if j0 == NONE {
+                0.0
+            } else {
+                w * self.lists[u][j0].1.lat
+            };
+        let leave = if g0 < ns {
+            self.server_check(g0, &self.agg_without(u, g0), check_mem)
+        } else {
+            None
+        };
+        let local = if !self.max_obj {
+            f64::NEG_INFINITY
+        } else if g0 == ns {
+            -self.top[ns].min_except(u)
+        } else {
+            self.gval[ns]
+        };
+        let mut join = Vec::with_capacity(ns + 1);
+        for g1 in 0..=ns {
+            let (mut mx, mut sum) = (0.0f64, 0.0);
+            let mut blocked = false;
+            for s in 0..ns {
+                if s != g0 && s != g1 {
+                    mx = mx.max(self.gval[s]);
+                    sum += self.gcontrib[s];
+                }
+            }
+            if g0 < ns && g0 != g1 {
+                match &leave {
+                    Some(a) => {
+                        mx = mx.max(a.maxlat + a.step);
+                        sum += a.wn * a.step;
+                    }
+                    None => blocked = true,
+                }
+            }
+            let mut jn = Join {
+                blocked,
+                gmax: mx.max(local),
+                gnum: lat_rest + sum,
+                wn: 0.0,
+                work: 0.0,
+                kv: 0.0,
+                minc: 0,
+                slack: 0.0,
+                maxlat: 0.0,
+                res_split: 0,
+                res_kv: 0.0,
+                res_work: 0.0,
+                cap: 0.0,
+                fixed: &[],
+                weights: &[],
+            };
+            if g1 < ns {
+                let a = self.agg_without(u, g1);
+                let sv = &self.p.servers[g1];
+                jn.wn = a.wn + w;
+                jn.work = a.work;
+                jn.kv = a.kv;
+                jn.minc = a.minc;
+                jn.slack = a.slack;
+                jn.maxlat = a.maxlat;
+                jn.res_split = self.res_split[g1];
+                jn.res_kv = self.res_kv[g1];
+                jn.res_work = self.res_work[g1];
+                jn.cap = sv.memory_bytes * (1.0 + TOL);
+                jn.fixed = &sv.fixed;
+                jn.weights = &sv.weights;
+            }
+            join.push(jn);
+        }
+        Mover {
+            u,
+            j0,
+            g0,
+            w,
+            target: self.target(u),
+            leave,
+            join,
+            check_mem,
+            cur: self.obj,
+        }
     }
 
     /// The objective after user `u` takes candidate `j`, `None` when the plan would violate a
@@ -402,112 +602,111 @@ impl<'a> Fast<'a> {
 
     /// [`Fast::eval`], optionally ignoring server memory: (objective, largest memory excess).
     fn eval_with(&self, u: usize, j: usize, check_mem: bool) -> Option<(f64, f64)> {
-        let j0 = self.pick[u];
-        if j == j0 {
-            return Some((self.objective(), 0.0));
+        self.eval_in(&self.mover(u, check_mem), j)
+    }
+
+    /// [`Fast::eval_with`] for the mover's user.
+    #[inline]
+    fn eval_in(&self, m: &Mover, j: usize) -> Option<(f64, f64)> {
+        if j == m.j0 {
+            return Some((m.cur, 0.0));
         }
-        let g0 = if j0 == NONE { NONE } else { self.group(u, j0) };
-        let g1 = self.group(u, j);
-        let cc1 = &self.lists[u][j].1;
-        if g1 == self.ns && cc1.lat > self.target(u) * (1.0 + TOL) {
+        self.score(m, &self.cd[m.u][j])
+    }
+
+    /// The objective and the largest memory excess after the mover's user takes candidate `c`
+    /// (not its current one): O(1).
+    #[inline(always)]
+    fn score(&self, m: &Mover, c: &CandData) -> Option<(f64, f64)> {
+        let g1 = c.group as usize;
+        let jn = &m.join[g1];
+        if jn.blocked {
             return None;
         }
-        let mut after = [None, None];
+        let mut mx = jn.gmax;
+        let mut num = jn.gnum + m.w * c.lat;
+        let mut over: f64 = 0.0;
         if g1 < self.ns {
-            after[0] = Some(self.server_after(u, g1, j0, j, check_mem)?);
-        }
-        if g0 < self.ns && g0 != g1 {
-            after[1] = Some(self.server_after(u, g0, j0, j, check_mem)?);
-        }
-        let over = after.iter().flatten().map(|a| a.over).fold(0.0, f64::max);
-        let find = |s: usize| after.iter().flatten().find(|a| a.s == s);
-        if self.max_obj {
-            let mut m: f64 = 0.0;
-            for s in 0..self.ns {
-                match find(s) {
-                    Some(a) => {
-                        if a.maxlat > f64::NEG_INFINITY {
-                            m = m.max(a.maxlat + a.step);
-                        }
-                    }
-                    None => {
-                        if !self.members[s].is_empty() {
-                            m = m.max(-self.top[s].0[0].0 + self.step(s));
-                        }
-                    }
-                }
+            // the server with the user at c (as `server_check` on the joined aggregates)
+            let minc = jn.minc.min(c.split as usize);
+            let held = minc.min(jn.res_split);
+            let excess = jn.weights[held] + (jn.kv + c.mem) + jn.res_kv - jn.cap;
+            if m.check_mem && excess > 0.0 {
+                return None;
             }
-            // local group
-            let g = self.ns;
-            let mut lm = if g0 == g {
-                -self.top[g].min_except(u)
+            let work = jn.work + c.work;
+            let step = jn.fixed[minc] + work;
+            let reserved = jn.fixed[held] + work + jn.res_work;
+            let slack = jn.slack.min(m.target - c.lat);
+            if step.max(reserved) > slack + TOL * slack.abs().max(1e-9) {
+                return None;
+            }
+            let maxlat = if self.max_obj {
+                jn.maxlat.max(c.lat)
             } else {
-                -self.top[g].0[0].0
+                f64::NEG_INFINITY
             };
-            if g1 == g {
-                lm = lm.max(cc1.lat);
-            }
-            if lm.is_finite() {
-                m = m.max(lm);
-            }
-            if self.tie > 0.0 {
-                m += self.tie * self.mean_after(u, j, &find);
-            }
-            Some((m, over))
+            mx = mx.max(maxlat + step);
+            num += jn.wn * step;
+            over = excess;
         } else {
-            Some((self.mean_after(u, j, &find), over))
-        }
-    }
-
-    /// The weighted mean latency after `u` takes `j`, given the touched servers' states.
-    #[inline]
-    fn mean_after<'b>(
-        &self,
-        u: usize,
-        j: usize,
-        find: &impl Fn(usize) -> Option<&'b ServerAfter>,
-    ) -> f64 {
-        let w = self.p.users[u].weight;
-        let j0 = self.pick[u];
-        let mut num = self.lat_w + w * self.lists[u][j].1.lat;
-        if j0 != NONE {
-            num -= w * self.lists[u][j0].1.lat;
-        }
-        for s in 0..self.ns {
-            num += match find(s) {
-                Some(a) => a.wn * a.step,
-                None => self.wn[s] * self.step(s),
-            };
-        }
-        num / self.wsum
-    }
-
-    /// Priced change of the server KV when `u` moves to `j`.
-    fn price(&self, u: usize, j: usize, mu: &[f64]) -> f64 {
-        let term = |j: usize| {
-            if j == NONE {
-                return 0.0;
+            if c.lat > m.target * (1.0 + TOL) {
+                return None;
             }
-            let g = self.group(u, j);
-            if g < self.ns {
-                mu[g] * self.lists[u][j].1.srv_mem
+            mx = mx.max(c.lat);
+        }
+        if m.g0 < self.ns && m.g0 != g1 {
+            if let Some(a) = &m.leave {
+                over = over.max(a.over);
+            }
+        }
+        let over = over.max(0.0);
+        if self.max_obj {
+            if self.tie > 0.0 {
+                mx += self.tie * num / self.wsum;
+            }
+            Some((mx, over))
+        } else {
+            Some((num / self.wsum, over))
+        }
+    }
+
+    /// The best feasible candidate of `u` under the priced objective (value, candidate; the first
+    /// of equal ones). With a finite `below` only a candidate scoring below it is sought: when
+    /// there is one the answer is the same, otherwise it is `None` or a value not below `below`.
+    /// Under `max_latency` a candidate whose own latency bound `own_lb` plus price reaches `below`
+    /// is not scored (the score after a move is at least the moving user's latency).
+    pub fn best_move(&self, u: usize, mu: &[f64], below: f64) -> Option<(f64, usize)> {
+        let mut best: Option<(f64, usize)> = None;
+        let m = self.mover(u, true);
+        let cd = &self.cd[u];
+        let price0 = if m.j0 == NONE {
+            0.0
+        } else {
+            let c = &cd[m.j0];
+            if (c.group as usize) < self.ns {
+                mu[c.group as usize] * c.mem
             } else {
                 0.0
             }
         };
-        term(j) - term(self.pick[u])
-    }
-
-    /// The best feasible candidate of `u` under the priced objective (value, candidate); with
-    /// `skip_above`, candidates whose own latency bound plus price exceeds it are not scored.
-    fn best_move(&self, u: usize, mu: &[f64], skip_above: f64) -> Option<(f64, usize)> {
-        let mut best: Option<(f64, usize)> = None;
-        for j in 0..self.lists[u].len() {
-            if !self.own_lb.is_empty() && self.own_lb[u][j] + self.price(u, j, mu) > skip_above {
+        let lb = self.own_lb.get(u);
+        for (j, c) in cd.iter().enumerate() {
+            let price = if (c.group as usize) < self.ns {
+                mu[c.group as usize] * c.mem
+            } else {
+                0.0
+            } - price0;
+            if lb.is_some_and(|lb| lb[j] + price >= below) {
                 continue;
             }
-            if let Some(v) = self.eval(u, j) {
-                let v = v + self.price(u, j, mu);
+            let r = if j == m.j0 {
+                Some((m.cur, 0.0))
+            } else {
+                self.score(&m, c)
+            };
+            if let Some((v, _)) = r {
+                let v = v + price;
                 if best.is_none_or(|(b, _)| v < b) {
                     best = Some((v, j));
                 }
@@ -517,24 +716,17 @@ impl<'a> Fast<'a> {
     }
 
     /// Best-improvement passes under the priced objective; returns the number of moves.
-    pub fn descent(&mut self, mu: &[f64], max_passes: usize, ctx: &Context<'_>) -> u64 {
+    pub fn descent(&mut self, mu: &[f64], max_passes: usize, stop: &Stop) -> u64 {
         let mut moves = 0;
         for _ in 0..max_passes {
             let mut improved = false;
             for u in 0..self.lists.len() {
-                if ctx.should_stop() {
+                if stop.should_stop() {
                     return moves;
                 }
-                let cur = self.objective();
-                // max objective: the score after a move is at least the moving user's latency,
-                // so a candidate whose own bound plus price exceeds the score cannot improve it
-                let skip = if self.max_obj { cur } else { f64::INFINITY };
-                if let Some((v, j)) = self.best_move(u, mu, skip) {
-                    if j != self.pick[u] && v < cur - 1e-12 * cur.abs().max(1e-9) {
-                        self.set(u, j);
-                        moves += 1;
-                        improved = true;
-                    }
+                if self.improve(u, mu) {
+                    moves += 1;
+                    improved = true;
                 }
             }
             if !improved {
@@ -544,12 +736,25 @@ impl<'a> Fast<'a> {
         moves
     }
 
+    /// Applies the best improving move of user `u` under the priced objective, if any.
+    fn improve(&mut self, u: usize, mu: &[f64]) -> bool {
+        let cur = self.objective();
+        let below = cur - 1e-12 * cur.abs().max(1e-9);
+        if let Some((v, j)) = self.best_move(u, mu, below) {
+            if j != self.pick[u] && v < below {
+                self.set(u, j);
+                return true;
+            }
+        }
+        false
+    }
+
     /// Memory swaps (pairs of moves on one server): "buyers" are moves better than the current plan
     /// but blocked by a server's memory, "sellers" feasible moves of that server's users that free
     /// server KV, ranked by objective loss per byte freed. Each buyer (largest gain first) tries the
     /// cheapest sellers freeing enough memory; a pair is applied when it improves the objective.
     /// Returns the number of pairs applied.
-    pub fn swaps(&mut self, max_buyers: usize, ctx: &Context<'_>) -> u64 {
+    pub fn swaps(&mut self, max_buyers: usize, stop: &Stop) -> u64 {
         let mut applied = 0;
         let cur = self.objective();
         let tol = 1e-12 * cur.abs().max(1e-9);
@@ -559,12 +764,13 @@ impl<'a> Fast<'a> {
             let j0 = self.pick[u];
             let kv0 = self.lists[u][j0].1.srv_mem;
             let g0 = self.group(u, j0);
+            let m = self.mover(u, false);
             for j in 0..self.lists[u].len() {
                 if j == j0 {
                     continue;
                 }
                 let g = self.group(u, j);
-                let Some((v, over)) = self.eval_with(u, j, false) else {
+                let Some((v, over)) = self.eval_in(&m, j) else {
                     continue;
                 };
                 if over > 0.0 {
@@ -584,24 +790,39 @@ impl<'a> Fast<'a> {
                 }
             }
         }
-        buyers.sort_by(|a, b| b.0.total_cmp(&a.0));
-        for s in &mut sellers {
-            s.sort_by(|a, b| a.0.total_cmp(&b.0));
+        // (key, user, candidate): the order of a stable sort by key of the lists built above
+        buyers.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.2.cmp(&b.2)).then(a.3.cmp(&b.3)));
+        buyers.truncate(max_buyers);
+        // a seller freeing less than every buyer of its server needs is never tried; each
+        // server's remaining sellers are sorted when a buyer first needs them
+        let mut need_min = vec![f64::INFINITY; self.ns];
+        for b in &buyers {
+            let s = self.group(b.2, b.3);
+            need_min[s] = need_min[s].min(b.1);
         }
+        let mut sorted = vec![false; self.ns];
         let mut touched = vec![false; self.lists.len()];
-        for &(_, need, u, j) in buyers.iter().take(max_buyers) {
-            if ctx.should_stop() {
+        for &(_, need, u, j) in &buyers {
+            if stop.should_stop() {
                 break;
             }
             if touched[u] {
                 continue;
             }
             let s = self.group(u, j);
+            if !sorted[s] {
+                sellers[s].retain(|x| x.1 >= need_min[s] * 0.999);
+                sellers[s].sort_unstable_by(|a, b| {
+                    a.0.total_cmp(&b.0).then(a.2.cmp(&b.2)).then(a.3.cmp(&b.3))
+                });
+                sorted[s] = true;
+            }
             let mut tries = 0;
-            for &(_, freed, v, jv) in &sellers[s] {
+            for i in 0..sellers[s].len() {
                 if tries >= 12 {
                     break;
                 }
+                let (_, freed, v, jv) = sellers[s][i];
                 if v == u || touched[v] || freed < need * 0.999 {
                     continue;
                 }
@@ -633,7 +854,7 @@ impl<'a> Fast<'a> {
     /// weighted latency gain at its fastest low-split candidate (the lowest split it has on that
     /// server), re-insert the others (heaviest first) by best feasible move, then descend and swap;
     /// kept when the plan improves, undone otherwise. Returns the number of moves kept.
-    pub fn regimes(&mut self, mu: &[f64], ctx: &Context<'_>) -> u64 {
+    pub fn regimes(&mut self, mu: &[f64], stop: &Stop) -> u64 {
         let mut kept = 0;
         for s in 0..self.ns {
             if self.members[s].is_empty() {
@@ -646,10 +867,10 @@ impl<'a> Fast<'a> {
                 if k == 1 {
                     prices = mu.to_vec();
                 }
-                if ctx.should_stop() {
+                if stop.should_stop() {
                     return kept;
                 }
-                match self.regime(s, &prices, ctx) {
+                match self.regime(s, &prices, stop) {
                     Some(Some(k)) => {
                         kept += k;
                         break;
@@ -665,7 +886,7 @@ impl<'a> Fast<'a> {
 
     /// One regime move on server `s` (see [`Fast::regimes`]) with re-insertion prices `mu`:
     /// `Some(Some(moves))` kept, `Some(None)` no improvement, `None` a user found no room.
-    fn regime(&mut self, s: usize, mu: &[f64], ctx: &Context<'_>) -> Option<Option<u64>> {
+    fn regime(&mut self, s: usize, mu: &[f64], stop: &Stop) -> Option<Option<u64>> {
         let zero = vec![0.0; self.ns];
         let before = self.objective();
         let old = self.pick.clone();
@@ -738,7 +959,7 @@ impl<'a> Fast<'a> {
         let promising = ok && self.objective() < before * (1.0 + REGIME_SLACK);
         if promising {
             self.reserve();
-            moves += self.descent(&zero, 20, ctx) + self.swap_rounds(3, ctx);
+            moves += self.descent(&zero, 20, stop) + self.swap_rounds(3, stop);
         }
         if promising && self.objective() < before - 1e-12 * before.abs().max(1e-9) {
             return Some(Some(moves + users.len() as u64));
@@ -763,15 +984,15 @@ impl<'a> Fast<'a> {
     }
 
     /// Up to `rounds` rounds of [`Fast::swaps`], each followed by an unpriced descent; moves made.
-    pub fn swap_rounds(&mut self, rounds: usize, ctx: &Context<'_>) -> u64 {
+    pub fn swap_rounds(&mut self, rounds: usize, stop: &Stop) -> u64 {
         let zero = vec![0.0; self.ns];
         let mut moves = 0;
         for _ in 0..rounds {
-            let k = self.swaps(200, ctx);
+            let k = self.swaps(200, stop);
             if k == 0 {
                 break;
             }
-            moves += k + self.descent(&zero, 20, ctx);
+            moves += k + self.descent(&zero, 20, stop);
         }
         moves
     }
@@ -794,8 +1015,9 @@ pub fn memory_prices(p: &Prepared, lists: &[Vec<Cand>], iters: usize) -> Vec<f64
     let mut best = f64::NEG_INFINITY;
     let mut alpha = 1.0;
     let floors = Floors::new(p, lists);
+    let own = super::lagrangian::own_costs(p, lists, &floors, &omega);
     for _ in 0..iters {
-        let sub = subproblem(p, lists, &floors, &omega, &mu, 0.0, None);
+        let sub = subproblem(p, lists, &floors, &omega, &mu, 0.0, None, false, Some(&own));
         if sub.value > best {
             best = sub.value;
         } else {
@@ -895,26 +1117,32 @@ pub fn priced_search_from(
         .iter()
         .map(|s| 0.05 * share * 50.0 / s.memory_bytes)
         .collect();
+    let stop = Stop::of(ctx);
+    let zero = vec![0.0; ns];
+    // one start: construction at the multiplied prices, descents, swaps
+    let start = |k: f64| -> Option<(f64, Vec<usize>, Vec<f64>, u64)> {
+        let mut m: Vec<f64> = mu.iter().map(|x| x * k).collect();
+        let mut st = construct_adaptive(p, lists, &mut m, &base)?;
+        st.set_tie_break(1e-3);
+        let mut moves = st.descent(&m, 5, &stop);
+        moves += st.descent(&zero, 20, &stop);
+        moves += st.swap_rounds(5, &stop);
+        moves += st.descent(&zero, 20, &stop);
+        st.set_tie_break(0.0);
+        Some((st.objective(), st.pick.clone(), m, moves))
+    };
+    // the starts are independent: in parallel unless one thread is asked for (same plans)
+    let runs: Vec<_> = if ctx.options.threads == Some(1) {
+        starts.iter().map(|&k| start(k)).collect()
+    } else {
+        starts.par_iter().map(|&k| start(k)).collect()
+    };
     let mut best: Option<(f64, Vec<usize>, Vec<f64>)> = None;
     let mut moves = 0;
-    let zero = vec![0.0; ns];
-    for &k in starts {
-        if ctx.should_stop() && best.is_some() {
-            break;
-        }
-        let mut m: Vec<f64> = mu.iter().map(|x| x * k).collect();
-        let Some(mut st) = construct_adaptive(p, lists, &mut m, &base) else {
-            continue;
-        };
-        st.set_tie_break(1e-3);
-        moves += st.descent(&m, 5, ctx);
-        moves += st.descent(&zero, 20, ctx);
-        moves += st.swap_rounds(5, ctx);
-        moves += st.descent(&zero, 20, ctx);
-        st.set_tie_break(0.0);
-        let v = st.objective();
+    for (v, pick, m, k) in runs.into_iter().flatten() {
+        moves += k;
         if best.as_ref().is_none_or(|b| v < b.0) {
-            best = Some((v, st.pick.clone(), m));
+            best = Some((v, pick, m));
         }
     }
     // regime moves on the best start's plan
@@ -923,7 +1151,7 @@ pub fn priced_search_from(
         if p.objective == Objective::MaxLatency {
             st.set_tie_break(1e-3);
         }
-        moves += st.regimes(m, ctx);
+        moves += st.regimes(m, &stop);
         st.set_tie_break(0.0);
         if st.objective() < *v {
             *pick = st.pick.clone();
