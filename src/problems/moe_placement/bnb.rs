@@ -478,6 +478,112 @@ pub fn solve_layer(
     }
 }
 
+/// What one run of a per-layer exact search reports to [`solve_layers`].
+pub struct LayerRun {
+    /// The best plan of the run (at least as good as its start).
+    pub plan: LayerPlan,
+    /// Proven lower bound on the layer objective.
+    pub bound: f64,
+    /// The search finished (the plan is optimal, or no feasible holding exists).
+    pub complete: bool,
+    pub nodes: u64,
+    /// Routing LPs solved by the run.
+    pub lps: u64,
+}
+
+/// The driver of the per-layer exact searches (`branch-and-bound`, `lagrangian-bnb`): layers in
+/// parallel in two passes, every layer first with a fair share of the time left (threads / layers
+/// not started yet), then the layers not finished share what is left, each from its best plan;
+/// bounds of the two passes combined by max, plans by [`greedy::pick`]. Then the outcome: proven
+/// infeasible when a finished layer has no feasible plan, optimal when every layer finished, else
+/// the early termination (a node limit reads as `IterationLimit`); the bound is the sum of the
+/// layers' bounds (each capped by its plan's value).
+pub fn solve_layers(
+    p: &Prepared,
+    ctx: &Context<'_>,
+    starts: Vec<LayerPlan>,
+    run: impl Fn(usize, &LayerPlan, Option<Instant>) -> LayerRun + Sync,
+) -> Outcome<super::MoeSolution> {
+    let deadline = greedy::deadline_of(ctx);
+    let stop = ctx.stop_flag();
+    let mut res: Vec<LayerRun> = vec![];
+    let mut todo: Vec<usize> = (0..p.layers).collect();
+    for pass in 0..2 {
+        let threads = rayon::current_num_threads().max(1) as f64;
+        let started = std::sync::atomic::AtomicUsize::new(0);
+        let n_todo = todo.len();
+        let out: Vec<LayerRun> = todo
+            .par_iter()
+            .map(|&l| {
+                let k = started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let dl = super::milp::fair_share(deadline, threads, n_todo - k);
+                let start = if pass == 0 { &starts[l] } else { &res[l].plan };
+                let r = run(l, start, dl);
+                LayerRun {
+                    plan: greedy::pick(p, l, start.clone(), r.plan),
+                    ..r
+                }
+            })
+            .collect();
+        if pass == 0 {
+            res = out;
+        } else {
+            for (&l, r) in todo.iter().zip(out) {
+                let old = &res[l];
+                res[l] = LayerRun {
+                    bound: r.bound.max(old.bound),
+                    nodes: r.nodes + old.nodes,
+                    lps: r.lps + old.lps,
+                    ..r
+                };
+            }
+        }
+        todo = (0..p.layers).filter(|&l| !res[l].complete).collect();
+        if todo.is_empty() || stop.is_stopped() || deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+    }
+    let nodes: u64 = res.iter().map(|r| r.nodes).sum();
+    let lps: u64 = res.iter().map(|r| r.lps).sum();
+    let feasible: Vec<bool> = res
+        .iter()
+        .enumerate()
+        .map(|(l, r)| greedy::layer_feasible(p, l, &r.plan))
+        .collect();
+    if feasible.iter().any(|f| !f) {
+        let proven = res.iter().zip(&feasible).any(|(r, &f)| !f && r.complete);
+        let mut o = Outcome::none(if proven {
+            Termination::Infeasible
+        } else {
+            ctx.early_termination()
+        });
+        o.nodes = nodes;
+        return o;
+    }
+    let complete = res.iter().all(|r| r.complete);
+    let bound: f64 = res
+        .iter()
+        .enumerate()
+        .map(|(l, r)| r.bound.min(p.plan_layer_value(l, &r.plan).objective))
+        .sum();
+    let term = if complete {
+        Termination::Optimal
+    } else {
+        match ctx.early_termination() {
+            Termination::Completed if ctx.options.iteration_limit.is_some() => {
+                Termination::IterationLimit
+            }
+            Termination::Completed => Termination::TimeLimit,
+            t => t,
+        }
+    };
+    let plans: Vec<LayerPlan> = res.into_iter().map(|r| r.plan).collect();
+    let mut o = finish(p, &plans, term, Some(bound));
+    o.nodes = nodes;
+    o.iterations = lps;
+    o
+}
+
 /// The `branch-and-bound` solver.
 pub struct BranchAndBound;
 
@@ -498,92 +604,28 @@ impl Solver<MoePlacement> for BranchAndBound {
         if !p.enough_slots() {
             return Ok(Outcome::none(Termination::Infeasible));
         }
-        let deadline = greedy::deadline_of(ctx);
         let stop = ctx.stop_flag();
-        let warm = greedy::plans(p, deadline, stop.clone()).0;
+        let warm = greedy::plans(p, greedy::deadline_of(ctx), stop.clone()).0;
         // `iteration_limit`: nodes per layer and pass
         let node_limit = ctx.options.iteration_limit;
-        // two passes: every layer first gets a fair share of the time left (threads / layers not
-        // started yet); the layers not finished then share what is left, from their best holdings
-        let mut res: Vec<(LayerPlan, LayerResult)> = vec![];
-        let mut todo: Vec<usize> = (0..p.layers).collect();
-        for pass in 0..2 {
-            let threads = rayon::current_num_threads().max(1) as f64;
-            let started = std::sync::atomic::AtomicUsize::new(0);
-            let n_todo = todo.len();
-            let out: Vec<(LayerPlan, LayerResult)> = todo
-                .par_iter()
-                .map(|&l| {
-                    let k = started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let dl = super::milp::fair_share(deadline, threads, n_todo - k);
-                    let start = if pass == 0 { &warm[l] } else { &res[l].0 };
-                    let r = solve_layer(p, l, Some(start), dl, node_limit, &stop);
-                    let plan = match &r.hold {
-                        Some(h) => {
-                            // water-filling, then the routing LP on the holdings (kept when better)
-                            let filled = ShareState::new(p, l, h.clone()).plan(p);
-                            let routed = greedy::polish(p, l, filled, None, stop.clone());
-                            greedy::pick(p, l, start.clone(), routed)
-                        }
-                        None => start.clone(),
-                    };
-                    (plan, r)
-                })
-                .collect();
-            if pass == 0 {
-                res = out;
-            } else {
-                for (&l, (plan, r)) in todo.iter().zip(out) {
-                    let old_bound = res[l].1.bound;
-                    let nodes = res[l].1.nodes + r.nodes;
-                    res[l] = (
-                        plan,
-                        LayerResult {
-                            bound: r.bound.max(old_bound),
-                            nodes,
-                            ..r
-                        },
-                    );
+        let mut o = solve_layers(p, ctx, warm, |l, start, dl| {
+            let r = solve_layer(p, l, Some(start), dl, node_limit, &stop);
+            let plan = match &r.hold {
+                Some(h) => {
+                    // water-filling, then the routing LP on the holdings (kept when better)
+                    let filled = ShareState::new(p, l, h.clone()).plan(p);
+                    greedy::polish(p, l, filled, None, stop.clone())
                 }
+                None => start.clone(),
+            };
+            LayerRun {
+                plan,
+                bound: r.bound,
+                complete: r.complete,
+                nodes: r.nodes,
+                lps: 0,
             }
-            todo = (0..p.layers).filter(|&l| !res[l].1.complete).collect();
-            if todo.is_empty() || stop.is_stopped() || deadline.is_some_and(|d| Instant::now() >= d)
-            {
-                break;
-            }
-        }
-        let feasible_all = res
-            .iter()
-            .enumerate()
-            .all(|(l, (plan, _))| greedy::layer_feasible(p, l, plan));
-        let complete = res.iter().all(|r| r.1.complete);
-        let nodes: u64 = res.iter().map(|r| r.1.nodes).sum();
-        if !feasible_all {
-            // a layer with no feasible holding at all
-            let proven = res.iter().enumerate().any(|(l, (plan, r))| {
-                r.complete && r.hold.is_none() && !greedy::layer_feasible(p, l, plan)
-            });
-            let mut o = Outcome::none(if proven {
-                Termination::Infeasible
-            } else {
-                ctx.early_termination()
-            });
-            o.nodes = nodes;
-            return Ok(o);
-        }
-        let bound: f64 = res.iter().map(|r| r.1.bound).sum();
-        let plans: Vec<LayerPlan> = res.into_iter().map(|r| r.0).collect();
-        let term = if complete {
-            Termination::Optimal
-        } else {
-            match ctx.early_termination() {
-                Termination::Completed if node_limit.is_some() => Termination::IterationLimit,
-                Termination::Completed => Termination::TimeLimit,
-                t => t,
-            }
-        };
-        let mut o = finish(p, &plans, term, Some(bound));
-        o.nodes = nodes;
+        });
         o.notes.push("incumbent started from greedy".into());
         Ok(o)
     }

@@ -45,14 +45,14 @@
 //! bound), capped by the incumbent; layers not finished in their fair share of the time get a
 //! second pass with the time left.
 
+use super::bnb::{solve_layers, LayerRun};
 use super::cost::{LayerPlan, Prepared};
 use super::greedy;
 use super::model::{self, Mode};
-use super::{finish, ils, MoePlacement};
+use super::{ils, MoePlacement};
 use crate::error::Result;
 use crate::solve::milp::MilpStatus;
 use crate::solve::{Context, Outcome, SolveOptions, Solver, SolverKind, StopFlag, Termination};
-use rayon::prelude::*;
 use std::time::Instant;
 
 /// Most servers with expert slots (holder sets are 32-bit masks).
@@ -961,7 +961,6 @@ impl Solver<MoePlacement> for LagrangianBnb {
         if !p.enough_slots() {
             return Ok(Outcome::none(Termination::Infeasible));
         }
-        let deadline = greedy::deadline_of(ctx);
         let stop = ctx.stop_flag();
         let warm_deadline = ctx.remaining_s().map(|r| {
             Instant::now() + std::time::Duration::from_secs_f64(r * super::milp::WARM_SHARE)
@@ -970,76 +969,17 @@ impl Solver<MoePlacement> for LagrangianBnb {
         // `iteration_limit`: nodes per layer and pass
         let node_limit = ctx.options.iteration_limit;
         let prm = Params::default();
-        // two passes: every layer first gets a fair share of the time left (threads / layers not
-        // started yet); the layers not finished then share what is left, from their best plan
-        let mut plans: Vec<LayerPlan> = warm;
-        let mut res: Vec<Option<LayerResult>> = (0..p.layers).map(|_| None).collect();
-        let mut todo: Vec<usize> = (0..p.layers).collect();
-        for _pass in 0..2 {
-            let threads = rayon::current_num_threads().max(1) as f64;
-            let started = std::sync::atomic::AtomicUsize::new(0);
-            let n_todo = todo.len();
-            let out: Vec<LayerResult> = todo
-                .par_iter()
-                .map(|&l| {
-                    let k = started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let dl = super::milp::fair_share(deadline, threads, n_todo - k);
-                    solve_layer(p, l, Some(&plans[l]), prm, dl, node_limit, &stop)
-                })
-                .collect();
-            for (&l, mut r) in todo.iter().zip(out) {
-                if let Some(plan) = r.plan.take() {
-                    plans[l] = greedy::pick(p, l, plans[l].clone(), plan);
-                }
-                if let Some(old) = &res[l] {
-                    r.bound = r.bound.max(old.bound);
-                    r.nodes += old.nodes;
-                    r.lps += old.lps;
-                    r.root_bound = r.root_bound.max(old.root_bound);
-                }
-                res[l] = Some(r);
+        let mut o = solve_layers(p, ctx, warm, |l, start, dl| {
+            let r = solve_layer(p, l, Some(start), prm, dl, node_limit, &stop);
+            LayerRun {
+                plan: r.plan.unwrap_or_else(|| start.clone()),
+                bound: r.bound,
+                complete: r.complete,
+                nodes: r.nodes,
+                lps: r.lps,
             }
-            todo = (0..p.layers)
-                .filter(|&l| res[l].as_ref().is_some_and(|r| !r.complete))
-                .collect();
-            if todo.is_empty() || stop.is_stopped() || deadline.is_some_and(|d| Instant::now() >= d)
-            {
-                break;
-            }
-        }
-        let res: Vec<LayerResult> = res.into_iter().flatten().collect();
-        let nodes: u64 = res.iter().map(|r| r.nodes).sum();
-        let lps: u64 = res.iter().map(|r| r.lps).sum();
-        let feasible: Vec<bool> = (0..p.layers)
-            .map(|l| greedy::layer_feasible(p, l, &plans[l]))
-            .collect();
-        if feasible.iter().any(|f| !f) {
-            // a layer without a feasible plan: proven infeasible when its search finished
-            let proven = (0..p.layers).any(|l| !feasible[l] && res[l].complete);
-            let mut o = Outcome::none(if proven {
-                Termination::Infeasible
-            } else {
-                ctx.early_termination()
-            });
-            o.nodes = nodes;
-            return Ok(o);
-        }
-        let complete = res.iter().all(|r| r.complete);
-        let bound: f64 = (0..p.layers)
-            .map(|l| res[l].bound.min(p.plan_layer_value(l, &plans[l]).objective))
-            .sum();
-        let term = if complete {
-            Termination::Optimal
-        } else {
-            match ctx.early_termination() {
-                Termination::Completed if node_limit.is_some() => Termination::IterationLimit,
-                Termination::Completed => Termination::TimeLimit,
-                t => t,
-            }
-        };
-        let mut o = finish(p, &plans, term, Some(bound));
-        o.nodes = nodes;
-        o.iterations = lps;
+        });
+        let lps = o.iterations;
         o.notes.push(format!(
             "incumbent started from ils; {lps} routing LPs at leaves"
         ));
