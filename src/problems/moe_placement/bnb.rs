@@ -85,6 +85,69 @@ pub struct LayerResult {
     pub nodes: u64,
 }
 
+/// Places (`add`) or removes holder set `t` (mask over the searched servers) of the expert at
+/// position `k`: free slots, server histories (bit `k`) and the holding cost (`hc[s][k]`). The
+/// bookkeeping shared by `branch-and-bound` and `lagrangian-bnb`.
+pub(super) fn toggle_set(
+    k: usize,
+    t: u32,
+    add: bool,
+    free: &mut [usize],
+    hist: &mut [u64],
+    hold_sum: &mut f64,
+    hc: &[Vec<f64>],
+) {
+    for s in 0..free.len() {
+        if t & (1 << s) != 0 {
+            if add {
+                free[s] -= 1;
+                hist[s] |= 1 << k;
+                *hold_sum += hc[s][k];
+            } else {
+                free[s] += 1;
+                hist[s] &= !(1 << k);
+                *hold_sum -= hc[s][k];
+            }
+        }
+    }
+}
+
+/// Symmetry: per server, the twin it must come after in a holder set (the nearest earlier server of
+/// the same class, history and free slots), so that only one of interchangeable sets is searched.
+pub(super) fn twins(class: &[usize], hist: &[u64], free: &[usize]) -> Vec<Option<usize>> {
+    (0..class.len())
+        .map(|b| {
+            (0..b)
+                .rev()
+                .find(|&a| class[a] == class[b] && hist[a] == hist[b] && free[a] == free[b])
+        })
+        .collect()
+}
+
+/// Whether holder set `t` is the canonical one of its interchangeable sets ([`twins`]).
+pub(super) fn canonical(twin: &[Option<usize>], t: u32) -> bool {
+    (0..twin.len()).all(|b| t & (1 << b) == 0 || twin[b].is_none_or(|a| t & (1 << a) != 0))
+}
+
+/// The holdings `[s][e]` (instance servers and experts) of holder sets by position (`sets[k]`, a
+/// mask over the searched servers `srv`, for the expert `order[k]`).
+pub(super) fn hold_matrix(
+    p: &Prepared,
+    srv: &[usize],
+    order: &[usize],
+    sets: &[u32],
+) -> Vec<Vec<bool>> {
+    let mut h = vec![vec![false; p.experts]; p.num_servers()];
+    for (k, &t) in sets.iter().enumerate() {
+        for (s, &sv) in srv.iter().enumerate() {
+            if t & (1 << s) != 0 {
+                h[sv][order[k]] = true;
+            }
+        }
+    }
+    h
+}
+
 struct Search<'a> {
     n: usize,
     srv: Vec<usize>,
@@ -156,26 +219,30 @@ impl Search<'_> {
     fn assign(&mut self, k: usize, t: u32) {
         let m = self.apply(k, t, 1.0);
         self.held_max[k + 1] = self.held_max[k].max(m);
-        for s in 0..self.n {
-            if t & (1 << s) != 0 {
-                self.free[s] -= 1;
-                self.hist[s] |= 1 << k;
-                self.hold_sum += self.hc[s][k];
-            }
-        }
+        toggle_set(
+            k,
+            t,
+            true,
+            &mut self.free,
+            &mut self.hist,
+            &mut self.hold_sum,
+            &self.hc,
+        );
         self.used += t.count_ones() as usize;
         self.sets[k] = t;
     }
 
     fn unassign(&mut self, k: usize, t: u32) {
         self.apply(k, t, -1.0);
-        for s in 0..self.n {
-            if t & (1 << s) != 0 {
-                self.free[s] += 1;
-                self.hist[s] &= !(1 << k);
-                self.hold_sum -= self.hc[s][k];
-            }
-        }
+        toggle_set(
+            k,
+            t,
+            false,
+            &mut self.free,
+            &mut self.hist,
+            &mut self.hold_sum,
+            &self.hc,
+        );
         self.used -= t.count_ones() as usize;
     }
 
@@ -295,21 +362,12 @@ impl Search<'_> {
             return f64::INFINITY;
         }
         let phi = self.free_mask();
-        // the twin each server must come after (same class, history and free slots)
-        let mut twin: Vec<Option<usize>> = vec![None; self.n];
-        for b in 0..self.n {
-            twin[b] = (0..b).rev().find(|&a| {
-                self.class[a] == self.class[b]
-                    && self.hist[a] == self.hist[b]
-                    && self.free[a] == self.free[b]
-            });
-        }
+        let twin = twins(&self.class, &self.hist, &self.free);
         let mut children: Vec<(f64, u32)> = vec![];
         let mut t = phi;
         while t != 0 {
             let c = t.count_ones() as usize;
-            let canonical =
-                (0..self.n).all(|b| t & (1 << b) == 0 || twin[b].is_none_or(|a| t & (1 << a) != 0));
+            let canonical = canonical(&twin, t);
             // the set itself must carry the expert (U = T): a cheap test before the full bound
             let quick = self.w * (self.inside[t as usize] + self.d[k]) * self.inv_f[t as usize];
             if c <= max_size && canonical && self.better(quick + self.hold_sum) {
@@ -458,17 +516,10 @@ pub fn solve_layer(
     } else {
         st.best
     };
-    let hold = st.best_sets.as_ref().map(|sets| {
-        let mut h = vec![vec![false; p.experts]; p.num_servers()];
-        for (k, &t) in sets.iter().enumerate() {
-            for s in 0..n {
-                if t & (1 << s) != 0 {
-                    h[st.srv[s]][st.order[k]] = true;
-                }
-            }
-        }
-        h
-    });
+    let hold = st
+        .best_sets
+        .as_ref()
+        .map(|sets| hold_matrix(p, &st.srv, &st.order, sets));
     LayerResult {
         hold,
         value: st.best,

@@ -45,7 +45,7 @@
 //! bound), capped by the incumbent; layers not finished in their fair share of the time get a
 //! second pass with the time left.
 
-use super::bnb::{solve_layers, LayerRun};
+use super::bnb::{canonical, hold_matrix, solve_layers, toggle_set, twins, LayerRun};
 use super::cost::{LayerPlan, Prepared};
 use super::greedy;
 use super::model::{self, Mode};
@@ -239,25 +239,29 @@ impl Search<'_> {
     }
 
     fn assign(&mut self, k: usize, t: u32) {
-        for s in 0..self.n {
-            if t & (1 << s) != 0 {
-                self.free[s] -= 1;
-                self.hist[s] |= 1 << k;
-                self.hold_sum += self.hc[s][k];
-            }
-        }
+        toggle_set(
+            k,
+            t,
+            true,
+            &mut self.free,
+            &mut self.hist,
+            &mut self.hold_sum,
+            &self.hc,
+        );
         self.used += t.count_ones() as usize;
         self.sets[k] = t;
     }
 
     fn unassign(&mut self, k: usize, t: u32) {
-        for s in 0..self.n {
-            if t & (1 << s) != 0 {
-                self.free[s] += 1;
-                self.hist[s] &= !(1 << k);
-                self.hold_sum -= self.hc[s][k];
-            }
-        }
+        toggle_set(
+            k,
+            t,
+            false,
+            &mut self.free,
+            &mut self.hist,
+            &mut self.hold_sum,
+            &self.hc,
+        );
         self.used -= t.count_ones() as usize;
     }
 
@@ -614,16 +618,7 @@ impl Search<'_> {
     }
 
     fn hold(&self) -> Vec<Vec<bool>> {
-        let p = self.p;
-        let mut h = vec![vec![false; p.experts]; p.num_servers()];
-        for (k, &t) in self.sets.iter().enumerate() {
-            for s in 0..self.n {
-                if t & (1 << s) != 0 {
-                    h[self.srv[s]][self.order[k]] = true;
-                }
-            }
-        }
-        h
+        hold_matrix(self.p, &self.srv, &self.order, &self.sets)
     }
 
     /// The routing LP of the holdings of a leaf; the plan becomes the incumbent when better.
@@ -685,14 +680,7 @@ impl Search<'_> {
         let phi = (0..self.n)
             .filter(|&s| self.free[s] > 0)
             .fold(0u32, |m, s| m | (1 << s));
-        let mut twin: Vec<Option<usize>> = vec![None; self.n];
-        for b in 0..self.n {
-            twin[b] = (0..b).rev().find(|&a| {
-                self.class[a] == self.class[b]
-                    && self.hist[a] == self.hist[b]
-                    && self.free[a] == self.free[b]
-            });
-        }
+        let twin = twins(&self.class, &self.hist, &self.free);
         // the node's bound at its multipliers (sets the prices `a` and the free experts' terms):
         // a child that gives expert k the set T replaces k's term by its exact cost on T plus T's
         // slot and copy prices (the other free experts' terms stay valid: their sets may only
@@ -704,8 +692,7 @@ impl Search<'_> {
         let mut t = phi;
         while t != 0 {
             let c = t.count_ones() as usize;
-            let canonical =
-                (0..self.n).all(|b| t & (1 << b) == 0 || twin[b].is_none_or(|a| t & (1 << a) != 0));
+            let canonical = canonical(&twin, t);
             if c <= max_size && canonical {
                 let lb = if let Some((fixed, pisum, left, _)) = node {
                     let nb = left + 1;
