@@ -499,6 +499,7 @@ impl Prepared {
 
     /// Step time of server `s` (s per decode step): the fixed part of the layers from the smallest
     /// split `min_split` of its users on, plus the users' own work `work`.
+    #[inline]
     pub fn server_step(&self, s: usize, min_split: usize, work: f64) -> f64 {
         self.servers[s].fixed[min_split] + work
     }

@@ -203,7 +203,6 @@ struct Join<'a> {
     res_kv: f64,
     res_work: f64,
     cap: f64,
-    fixed: &'a [f64],
     weights: &'a [f64],
 }
 
@@ -560,7 +559,6 @@ impl<'a> Fast<'a> {
                 res_kv: 0.0,
                 res_work: 0.0,
                 cap: 0.0,
-                fixed: &[],
                 weights: &[],
             };
             if g1 < ns {
@@ -576,7 +574,6 @@ impl<'a> Fast<'a> {
                 jn.res_kv = self.res_kv[g1];
                 jn.res_work = self.res_work[g1];
                 jn.cap = sv.memory_bytes * (1.0 + TOL);
-                jn.fixed = &sv.fixed;
                 jn.weights = &sv.weights;
             }
             join.push(jn);
@@ -635,8 +632,8 @@ impl<'a> Fast<'a> {
                 return None;
             }
             let work = jn.work + c.work;
-            let step = jn.fixed[minc] + work;
-            let reserved = jn.fixed[held] + work + jn.res_work;
+            let step = self.p.server_step(g1, minc, work);
+            let reserved = self.p.server_step(g1, held, work) + jn.res_work;
             let slack = jn.slack.min(m.target - c.lat);
             if step.max(reserved) > slack + TOL * slack.abs().max(1e-9) {
                 return None;
