@@ -161,6 +161,8 @@ struct Search<'a> {
     kk: Vec<f64>,
     /// `[h][k]`: demand of home `h` for the expert at position `k`.
     d: Vec<Vec<f64>>,
+    /// `[k·nh + h]`: `d[h][k]` (expert-major).
+    dk: Vec<f64>,
     dsum: Vec<f64>,
     order: Vec<usize>,
     /// `[h]`: positions by decreasing `d[h]`.
@@ -178,22 +180,25 @@ struct Search<'a> {
     hist: Vec<u64>,
     /// Scale of the slot and copy prices in the ascent (objective per slot).
     sigma: f64,
-    // scratch of `lagr`: prices `[h·n + s]`, subgradient, free servers, slots left, per subset
-    // of Φ its slot price, per home its cheapest price; per free expert and size the cheapest set
+    // scratch of `lagr`: prices `[h·n + s]`, subgradient, free servers, slots left; per subset of
+    // Φ (in the order of `subsets`) its slot price, its hold cost for one expert and per home its
+    // cheapest price; per free expert the cost of every subset and per size the cheapest
     a: Vec<f64>,
     g: Vec<f64>,
     phi: Vec<usize>,
     left: Vec<usize>,
     pcost: Vec<f64>,
+    hsum: Vec<f64>,
     cost: Vec<f64>,
-    popcount: Vec<u8>,
-    /// `[m]`: the non-empty subsets of `m` servers by increasing size; `small[m][c]`: how many
-    /// have at most `c` elements.
+    /// `[m]`: the non-empty subsets of `m` servers by increasing size (then value); `low[m][i]`:
+    /// the lowest server of `subsets[m][i]`; `prev[m][i]`: the position of the subset without it
+    /// (`NO_PREV` for a single server); `small[m][c]`: how many subsets have at most `c` servers.
     subsets: Vec<Vec<u32>>,
+    low: Vec<Vec<u8>>,
+    prev: Vec<Vec<u32>>,
     small: Vec<Vec<usize>>,
     mset: Vec<f64>,
     fc: Vec<f64>,
-    fj: Vec<u32>,
     sdp: Vec<f64>,
     /// After `lagr` with the subset bound: (fixed part, `Σ π_s q_s`, copies left, largest set).
     node: Option<(f64, f64, usize, usize)>,
@@ -209,8 +214,38 @@ struct Search<'a> {
     aborted: bool,
 }
 
+/// `Search::prev` of a subset of one server.
+const NO_PREV: usize = u32::MAX as usize;
+
+/// The smallest element (`∞` for none), in four independent lanes (vectorised).
+fn min_of(x: &[f64]) -> f64 {
+    let mut m = [f64::INFINITY; 4];
+    let mut it = x.chunks_exact(4);
+    for c in &mut it {
+        for i in 0..4 {
+            if c[i] < m[i] {
+                m[i] = c[i];
+            }
+        }
+    }
+    for &v in it.remainder() {
+        if v < m[0] {
+            m[0] = v;
+        }
+    }
+    m[0].min(m[1]).min(m[2].min(m[3]))
+}
+
 /// Euclidean projection onto `{μ ≥ 0, Σ μ = w}`.
 fn project_simplex(mu: &mut [f64], w: f64) {
+    // where the uniform shift keeps every entry positive it is the projection (no sort)
+    let t0 = (mu.iter().sum::<f64>() - w) / mu.len() as f64;
+    if mu.iter().all(|&x| x - t0 > 0.0) {
+        for m in mu.iter_mut() {
+            *m -= t0;
+        }
+        return;
+    }
     let mut buf = [0.0f64; MAX_SERVERS];
     let v = &mut buf[..mu.len()];
     v.copy_from_slice(mu);
@@ -271,32 +306,32 @@ impl Search<'_> {
     fn lagr(&mut self, k: usize, y: &[f64]) -> f64 {
         self.evals += 1;
         let (n, nh, ne) = (self.n, self.nh, self.order.len());
-        for h in 0..nh {
-            for s in 0..n {
-                self.a[h * n + s] = self.cc[h * n + s] + y[s] * self.kk[s];
+        let (mu, kk) = (&y[..n], &self.kk[..n]);
+        for (ah, ch) in self.a.chunks_exact_mut(n).zip(self.cc.chunks_exact(n)) {
+            for ((x, &c), (&m, &q)) in ah.iter_mut().zip(ch).zip(mu.iter().zip(kk)) {
+                *x = c + m * q;
             }
         }
         self.g.iter_mut().for_each(|x| *x = 0.0);
         let mut v = self.hold_sum;
-        for j in 0..k {
-            let t = self.sets[j];
-            for h in 0..nh {
-                let dh = self.d[h][j];
+        for (j, &t) in self.sets[..k].iter().enumerate() {
+            let dj = &self.dk[j * nh..(j + 1) * nh];
+            for (ah, &dh) in self.a.chunks_exact(n).zip(dj) {
                 if dh <= 0.0 {
                     continue;
                 }
-                let (mut bs, mut ba) = (usize::MAX, f64::INFINITY);
+                let (mut bs, mut ba) = (0, f64::INFINITY);
                 let mut m = t;
                 while m != 0 {
                     let s = m.trailing_zeros() as usize;
                     m &= m - 1;
-                    if self.a[h * n + s] < ba {
-                        ba = self.a[h * n + s];
+                    if ah[s] < ba {
+                        ba = ah[s];
                         bs = s;
                     }
                 }
                 v += dh * ba;
-                self.g[bs] += dh * self.kk[bs];
+                self.g[bs] += dh * kk[bs];
             }
         }
         self.node = None;
@@ -323,86 +358,66 @@ impl Search<'_> {
         // per free expert: its cheapest holder set T ⊆ Φ (|T| ≤ the copies left for it) at the
         // prices a, slot prices π and copy price β
         let max_size = left - (nr - 1);
-        let full = 1usize << m;
-        // per free expert and size c ≤ mx: its cheapest set of c servers (`fc`, `fj`); with few
-        // copies left only the small subsets of Φ are visited (by increasing size, so that a
-        // subset's prefix `j & (j − 1)` comes first), else all of them in a vectorised pass
+        // per free expert and size c ≤ mx: the cost of its cheapest set of c servers (`fc`). The
+        // subsets of Φ are laid out by increasing size (`subsets[m]`), so a subset's prefix
+        // `j & (j − 1)` comes first (`prev[m]`), the subsets of at most `mx` servers are a prefix
+        // of `count`, and each size is a contiguous range: every pass below is contiguous
         let mx = max_size.min(m);
-        let few = self.small[m][mx] * 2 < full;
-        let count = if few { self.small[m][mx] } else { full - 1 };
-        for i in 0..count {
-            let j = if few {
-                self.subsets[m][i] as usize
-            } else {
-                i + 1
-            };
-            let low = j.trailing_zeros() as usize;
-            let prev = j & (j - 1);
-            let s = self.phi[low];
-            self.pcost[j] = self.pcost[prev] + y[n + s];
-            for h in 0..nh {
-                let x = self.a[h * n + s];
-                let i = h * full + j;
-                self.mset[i] = if prev == 0 {
-                    x
-                } else {
-                    x.min(self.mset[h * full + prev])
-                };
+        let count = self.small[m][mx];
+        {
+            // the first m subsets are the single servers (in the order of Φ)
+            let phi = &self.phi[..m];
+            let sub_low = &self.low[m][..count];
+            let sub_prev = &self.prev[m][..count];
+            let pc = &mut self.pcost[..count];
+            for (i, &s) in phi.iter().enumerate().take(count) {
+                pc[i] = y[n + s];
+            }
+            for i in m..count {
+                pc[i] = pc[sub_prev[i] as usize] + y[n + phi[sub_low[i] as usize]];
+            }
+            for (ah, ms) in self
+                .a
+                .chunks_exact(n)
+                .zip(self.mset.chunks_exact_mut(count))
+            {
+                for (i, &s) in phi.iter().enumerate().take(count) {
+                    ms[i] = ah[s];
+                }
+                for i in m..count {
+                    let x = ah[phi[sub_low[i] as usize]];
+                    let q = ms[sub_prev[i] as usize];
+                    ms[i] = if x < q { x } else { q };
+                }
             }
         }
         for e in k..ne {
             let row = (e - k) * (mx + 1);
-            for c in 0..=mx {
-                self.fc[row + c] = f64::INFINITY;
-            }
-            if few {
-                for i in 0..count {
-                    let j = self.subsets[m][i] as usize;
-                    let mut c = self.pcost[j];
-                    for h in 0..nh {
-                        c += self.d[h][e] * self.mset[h * full + j];
-                    }
-                    if self.any_hold_cost {
-                        let mut b = j;
-                        while b != 0 {
-                            c += self.hc[self.phi[b.trailing_zeros() as usize]][e];
-                            b &= b - 1;
-                        }
-                    }
-                    let c_j = self.popcount[j] as usize;
-                    if c < self.fc[row + c_j] {
-                        self.fc[row + c_j] = c;
-                        self.fj[row + c_j] = j as u32;
-                    }
-                }
-                continue;
-            }
-            // the cost of every subset, one home at a time (contiguous, vectorised)
-            self.cost[..full].copy_from_slice(&self.pcost[..full]);
-            for h in 0..nh {
-                let dh = self.d[h][e];
+            let cost = &mut self.cost[(e - k) * count..(e - k + 1) * count];
+            cost.copy_from_slice(&self.pcost[..count]);
+            let de = &self.dk[e * nh..(e + 1) * nh];
+            for (&dh, ms) in de.iter().zip(self.mset.chunks_exact(count)) {
                 if dh > 0.0 {
-                    let ms = &self.mset[h * full..(h + 1) * full];
-                    for (c, &x) in self.cost[..full].iter_mut().zip(ms) {
+                    for (c, &x) in cost.iter_mut().zip(ms) {
                         *c += dh * x;
                     }
                 }
             }
             if self.any_hold_cost {
-                for j in 1..full {
-                    let mut b = j;
-                    while b != 0 {
-                        self.cost[j] += self.hc[self.phi[b.trailing_zeros() as usize]][e];
-                        b &= b - 1;
-                    }
+                let (sub_low, sub_prev) = (&self.low[m], &self.prev[m]);
+                for i in 0..count {
+                    let s = self.phi[sub_low[i] as usize];
+                    let pv = sub_prev[i] as usize;
+                    let below = if pv == NO_PREV { 0.0 } else { self.hsum[pv] };
+                    self.hsum[i] = below + self.hc[s][e];
+                }
+                for (c, &x) in cost.iter_mut().zip(&self.hsum[..count]) {
+                    *c += x;
                 }
             }
-            for j in 1..full {
-                let c_j = self.popcount[j] as usize;
-                if c_j <= mx && self.cost[j] < self.fc[row + c_j] {
-                    self.fc[row + c_j] = self.cost[j];
-                    self.fj[row + c_j] = j as u32;
-                }
+            self.fc[row] = f64::INFINITY;
+            for c in 1..=mx {
+                self.fc[row + c] = min_of(&cost[self.small[m][c - 1]..self.small[m][c]]);
             }
         }
         // the copies left, exactly: sdp[(j − k)][b] = cheapest sets of the experts j.. with at most b
@@ -450,16 +465,21 @@ impl Search<'_> {
                 break;
             }
             b -= bc;
-            let bj = self.fj[frow + bc] as usize;
-            for h in 0..nh {
-                let dh = self.d[h][e];
+            // the chosen set: a cheapest subset of size bc (the first at the minimum)
+            let (lo, hi) = (self.small[m][bc - 1], self.small[m][bc]);
+            let cost = &self.cost[(e - k) * count..(e - k + 1) * count];
+            let target = self.fc[frow + bc];
+            let at = (lo..hi).find(|&i| cost[i] <= target).unwrap_or(lo);
+            let bj = self.subsets[m][at] as usize;
+            let de = &self.dk[e * nh..(e + 1) * nh];
+            for (ah, &dh) in self.a.chunks_exact(n).zip(de) {
                 if dh > 0.0 {
                     let (mut bs, mut ba) = (0, f64::INFINITY);
                     let mut m = bj;
                     while m != 0 {
                         let s = self.phi[m.trailing_zeros() as usize];
-                        if self.a[h * n + s] < ba {
-                            ba = self.a[h * n + s];
+                        if ah[s] < ba {
+                            ba = ah[s];
                             bs = s;
                         }
                         m &= m - 1;
@@ -825,6 +845,13 @@ pub fn solve_layer(
         .filter(|w| greedy::layer_feasible(p, l, w))
         .map(|w| p.plan_layer_value(l, w).objective);
     let w = p.load_weight();
+    let subsets: Vec<Vec<u32>> = (0..=n.min(MAX_PHI))
+        .map(|m| {
+            let mut v: Vec<u32> = (1..1u32 << m).collect();
+            v.sort_by_key(|j| (j.count_ones(), *j));
+            v
+        })
+        .collect();
     let mut st = Search {
         p,
         l,
@@ -834,6 +861,9 @@ pub fn solve_layer(
         nh,
         cc,
         kk: srv.iter().map(|&s| p.util_per_act(s)).collect(),
+        dk: (0..p.experts)
+            .flat_map(|k| d.iter().map(move |dh| dh[k]))
+            .collect(),
         d,
         dsum,
         order,
@@ -854,31 +884,41 @@ pub fn solve_layer(
         phi: Vec::with_capacity(n),
         left: vec![0; n],
         pcost: vec![0.0; 1 << n.min(MAX_PHI)],
-        cost: vec![0.0; 1 << n.min(MAX_PHI)],
-        popcount: (0..1u32 << n.min(MAX_PHI))
-            .map(|j| j.count_ones() as u8)
+        hsum: vec![0.0; 1 << n.min(MAX_PHI)],
+        cost: vec![0.0; p.experts << n.min(MAX_PHI)],
+        subsets: subsets.clone(),
+        low: subsets
+            .iter()
+            .map(|v| v.iter().map(|j| j.trailing_zeros() as u8).collect())
             .collect(),
-        subsets: (0..=n.min(MAX_PHI))
-            .map(|m| {
-                let mut v: Vec<u32> = (1..1u32 << m).collect();
-                v.sort_by_key(|j| (j.count_ones(), *j));
-                v
+        prev: subsets
+            .iter()
+            .map(|v| {
+                let mut pos = vec![NO_PREV as u32; v.len() + 1];
+                // positions by value (subsets of m servers are < 2^m)
+                let mut at = vec![NO_PREV as u32; 1 << MAX_PHI];
+                for (i, &j) in v.iter().enumerate() {
+                    at[j as usize] = i as u32;
+                }
+                for (i, &j) in v.iter().enumerate() {
+                    let pj = j & (j - 1);
+                    pos[i] = if pj == 0 { NO_PREV as u32 } else { at[pj as usize] };
+                }
+                pos.truncate(v.len());
+                pos
             })
             .collect(),
-        small: (0..=n.min(MAX_PHI))
-            .map(|m| {
+        small: subsets
+            .iter()
+            .map(|v| {
+                let m = v.last().map_or(0, |j| 32 - j.leading_zeros() as usize);
                 (0..=m)
-                    .map(|c| {
-                        (1..1u32 << m)
-                            .filter(|j| j.count_ones() as usize <= c)
-                            .count()
-                    })
+                    .map(|c| v.iter().filter(|j| j.count_ones() as usize <= c).count())
                     .collect()
             })
             .collect(),
         mset: vec![0.0; nh << n.min(MAX_PHI)],
         fc: vec![0.0; p.experts * (n.min(MAX_PHI) + 1)],
-        fj: vec![0; p.experts * (n.min(MAX_PHI) + 1)],
         sdp: vec![0.0; (p.experts + 1) * (p.max_replicas.min(total_slots) + 1)],
         node: None,
         best: warm_value.unwrap_or(f64::INFINITY),
