@@ -3,16 +3,12 @@
 //! brute force on random small instances (identical servers, migration costs, utilisation caps,
 //! infeasible ones), its time-limited bound, and its domain.
 
-use edgeplan::catalog::Catalog;
+mod common;
+
+use common::{close, prep_moe as prep, small_moe};
 use edgeplan::problems::moe_placement::generate::table_instance;
 use edgeplan::problems::moe_placement::*;
-use edgeplan::solve::{self, Family, NoObserver, SolveOptions, StopFlag, Termination};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-
-fn prep(inst: &MoePlacementInstance) -> Prepared {
-    MoePlacement::prepare(inst, Catalog::builtin()).unwrap()
-}
+use edgeplan::solve::{self, NoObserver, SolveOptions, StopFlag, Termination};
 
 fn run(p: &Prepared, name: &str, limit_s: f64) -> solve::SolveResult<MoeSolution> {
     let opts = SolveOptions {
@@ -23,62 +19,11 @@ fn run(p: &Prepared, name: &str, limit_s: f64) -> solve::SolveResult<MoeSolution
     solve::run::<MoePlacement>(p, s.as_ref(), &opts, &mut NoObserver, StopFlag::new()).unwrap()
 }
 
-fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-6 * a.abs().max(b.abs()).max(1e-12)
-}
-
-/// 1–2 layers, 3–5 experts, 2–4 servers (small enough for the brute force), max_load; some servers
-/// made identical, sometimes a current placement with migration costs or a utilisation cap.
-fn small(seed: u64) -> MoePlacementInstance {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let e = rng.random_range(3..=5);
-    let s = match e {
-        3 => rng.random_range(2..=4),
-        4 => rng.random_range(2..=3),
-        _ => 2,
-    };
-    let layers = rng.random_range(1..=2);
-    let mut inst = table_instance(layers, e, s, seed);
-    inst.objective = Objective::MaxLoad;
-    let max_slots = if e == 5 { 3 } else { e.min(3) };
-    for sv in inst.servers.iter_mut() {
-        let slots = rng.random_range(1..=max_slots);
-        sv.memory_bytes = Some(slots as f64 * layers as f64 * 44e6);
-    }
-    if rng.random_bool(0.4) {
-        // identical servers: the symmetry rule must not cut the optimum
-        let (f, m) = (inst.servers[0].compute_flops, inst.servers[0].memory_bytes);
-        for sv in inst.servers.iter_mut().skip(1) {
-            if rng.random_bool(0.7) {
-                sv.compute_flops = f;
-                sv.memory_bytes = m;
-            }
-        }
-    }
-    inst.replication_budget = rng.random_range(0..=3);
-    if rng.random_bool(0.25) {
-        inst.current_placement = Some(
-            (0..layers)
-                .map(|_| {
-                    (0..s)
-                        .map(|_| (0..e as u32).filter(|_| rng.random_bool(0.4)).collect())
-                        .collect()
-                })
-                .collect(),
-        );
-        inst.migration_cost_per_byte = rng.random_range(0.0..2e-11);
-    }
-    if rng.random_bool(0.25) {
-        inst.max_utilization = rng.random_range(0.05..1.0);
-    }
-    inst
-}
-
 #[test]
 fn branch_and_bound_agrees_with_brute_force() {
     let (mut optimal, mut infeasible) = (0, 0);
     for seed in 0..200 {
-        let p = prep(&small(seed));
+        let p = prep(&small_moe(seed, Objective::MaxLoad));
         let s = solve::find_solver::<MoePlacement>(&p, "brute-force").unwrap();
         if s.supports(&p).is_err() {
             continue;
@@ -151,7 +96,7 @@ fn lp_free_layer_bound_is_below_the_optimum() {
     // against the brute-force optimum on small latency and max_load instances
     let mut checked = 0;
     for seed in 0..120 {
-        let mut inst = small(1000 + seed);
+        let mut inst = small_moe(1000 + seed, Objective::MaxLoad);
         if seed % 3 != 0 {
             inst.objective = Objective::Latency;
         }

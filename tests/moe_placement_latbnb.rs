@@ -2,16 +2,12 @@
 //! against the brute force on random small instances (identical servers, migration costs,
 //! utilisation caps, infeasible ones), its node-limited bounds, and every output through `evaluate`.
 
-use edgeplan::catalog::Catalog;
+mod common;
+
+use common::{close, prep_moe as prep, small_moe};
 use edgeplan::problems::moe_placement::generate::table_instance;
 use edgeplan::problems::moe_placement::*;
-use edgeplan::solve::{self, Family, NoObserver, SolveOptions, StopFlag, Termination};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-
-fn prep(inst: &MoePlacementInstance) -> Prepared {
-    MoePlacement::prepare(inst, Catalog::builtin()).unwrap()
-}
+use edgeplan::solve::{self, NoObserver, SolveOptions, StopFlag, Termination};
 
 fn run_with(p: &Prepared, name: &str, opts: &SolveOptions) -> solve::SolveResult<MoeSolution> {
     let s = solve::find_solver::<MoePlacement>(p, name).unwrap();
@@ -31,67 +27,11 @@ fn run(p: &Prepared, name: &str) -> solve::SolveResult<MoeSolution> {
     run_with(p, name, &opts)
 }
 
-fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-6 * a.abs().max(b.abs()).max(1e-12)
-}
-
-/// 1–2 layers, 3–5 experts, 2–4 servers (small enough for the brute force), latency objective;
-/// some servers made identical (with equal links, so the symmetry rule applies), sometimes a
-/// current placement with migration costs or a utilisation cap (the generator of
-/// `moe_placement_bnb.rs`, under latency).
-fn small(seed: u64) -> MoePlacementInstance {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let e = rng.random_range(3..=5);
-    let s = match e {
-        3 => rng.random_range(2..=4),
-        4 => rng.random_range(2..=3),
-        _ => 2,
-    };
-    let layers = rng.random_range(1..=2);
-    let mut inst = table_instance(layers, e, s, seed);
-    inst.objective = Objective::Latency;
-    let max_slots = if e == 5 { 3 } else { e.min(3) };
-    for sv in inst.servers.iter_mut() {
-        let slots = rng.random_range(1..=max_slots);
-        sv.memory_bytes = Some(slots as f64 * layers as f64 * 44e6);
-    }
-    if rng.random_bool(0.4) {
-        // identical servers on default links: the symmetry rule must not cut the optimum
-        let (f, m) = (inst.servers[0].compute_flops, inst.servers[0].memory_bytes);
-        for sv in inst.servers.iter_mut().skip(1) {
-            if rng.random_bool(0.7) {
-                sv.compute_flops = f;
-                sv.memory_bytes = m;
-            }
-        }
-        if rng.random_bool(0.5) {
-            inst.links.clear();
-        }
-    }
-    inst.replication_budget = rng.random_range(0..=3);
-    if rng.random_bool(0.25) {
-        inst.current_placement = Some(
-            (0..layers)
-                .map(|_| {
-                    (0..s)
-                        .map(|_| (0..e as u32).filter(|_| rng.random_bool(0.4)).collect())
-                        .collect()
-                })
-                .collect(),
-        );
-        inst.migration_cost_per_byte = rng.random_range(0.0..2e-11);
-    }
-    if rng.random_bool(0.25) {
-        inst.max_utilization = rng.random_range(0.05..1.0);
-    }
-    inst
-}
-
 #[test]
 fn lagrangian_bnb_agrees_with_brute_force() {
     let (mut optimal, mut infeasible, mut limited) = (0, 0, 0);
     for seed in 0..220 {
-        let p = prep(&small(seed));
+        let p = prep(&small_moe(seed, Objective::Latency));
         let s = solve::find_solver::<MoePlacement>(&p, "brute-force").unwrap();
         if s.supports(&p).is_err() {
             continue;
