@@ -4,7 +4,8 @@
 //! bound at the limit, nodes and leaf LPs, one thread. Settings of `latbnb::Params` for
 //! experiments: `MOE_ITERS=root,node,leaf` (subgradient iterations), `MOE_SIGMA`, `MOE_PATIENCE`,
 //! `MOE_THETA`, `MOE_DEFLECT`, `MOE_CHECK`, `MOE_PHI`; `MOE_NODES` a node limit, `MOE_DEPTH=1` the
-//! nodes per depth, `MOE_TWICE=1` a first search whose best plan starts the measured one.
+//! nodes per depth, bound evaluations and the start's time, `MOE_TWICE=1` a first search whose
+//! best plan starts the measured one, `MOE_ILS_ROUNDS` the kicks of the `ils` start.
 
 use edgeplan::catalog::Catalog;
 use edgeplan::problems::moe_placement::generate::catalog_instance;
@@ -62,17 +63,26 @@ fn main() {
     };
     let stop = StopFlag::new();
     let (mut tot_t, mut tot_v, mut tot_b, mut tot_n) = (0.0, 0.0, 0.0, 0u64);
+    let mut tot_ils = 0.0;
     for l in layers {
-        let warm = ils::layer_plan(
-            &p,
-            l,
-            None,
-            &ils::Params::default(),
-            None,
-            None,
-            stop.clone(),
-        )
-        .0;
+        // the solver's start: `ils` with `latbnb::START_ROUNDS` kicks (`MOE_ILS_ROUNDS` sets them)
+        let mut iprm = ils::Params {
+            rounds: latbnb::START_ROUNDS,
+            ..ils::Params::default()
+        };
+        if let Some(r) = std::env::var("MOE_ILS_ROUNDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            iprm.rounds = r;
+        }
+        let t_ils = Instant::now();
+        let warm = ils::layer_plan(&p, l, None, &iprm, None, None, stop.clone()).0;
+        let ils_s = t_ils.elapsed().as_secs_f64();
+        tot_ils += ils_s;
+        if std::env::var("MOE_DEPTH").is_ok() {
+            println!("  ils {ils_s:.4} s");
+        }
         let mut warm = warm;
         if std::env::var("MOE_TWICE").is_ok() {
             // a first search, then the measured one from its best plan (how much the start matters)
@@ -116,5 +126,5 @@ fn main() {
             dt
         );
     }
-    println!("total: value {tot_v:.6} bound {tot_b:.6} nodes {tot_n} search time {tot_t:.3} s");
+    println!("total: value {tot_v:.6} bound {tot_b:.6} nodes {tot_n} search time {tot_t:.3} s, ils (start) {tot_ils:.3} s");
 }
