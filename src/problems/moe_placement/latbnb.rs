@@ -98,7 +98,7 @@ pub struct Params {
 impl Default for Params {
     fn default() -> Self {
         Params {
-            root_iters: 3000,
+            root_iters: 1000,
             node_iters: 60,
             leaf_iters: 50,
             sigma: 10.0,
