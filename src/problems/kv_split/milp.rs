@@ -466,6 +466,9 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
         }
         v
     });
+    // HiGHS does not look at the clock inside its root cut rounds (1-3 s each on `large`, and
+    // 4 s for the analytic centre after the fifth): stop before one that would end past the limit
+    m.guard_deadline(GUARD_SLACK_S);
     let r = m.solve(ctx, warm_x.as_deref())?;
     let mut out = match (&r.x, r.status) {
         (Some(xv), _) => {
@@ -529,6 +532,10 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
     ));
     Ok(out)
 }
+
+/// Seconds the MILP may end past its time limit when HiGHS' next stretch without a clock check
+/// is as long as its last one ([`crate::solve::milp::Milp::guard_deadline`]).
+const GUARD_SLACK_S: f64 = 0.2;
 
 /// Price multipliers of the `priced-search` starts used as the warm start.
 const WARM_STARTS: [f64; 6] = [2.0, 8.0, 1.0, 4.0, 16.0, 32.0];
