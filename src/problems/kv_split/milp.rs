@@ -45,7 +45,7 @@
 use super::cost::{Cand, Prepared};
 use super::heuristics::{local_search, plan_of, user_lists, State};
 use super::instance::Objective;
-use super::search::{priced_search, priced_search_from};
+use super::search::{priced_search_from, STARTS};
 use super::{no_candidates, KvSplit, KvSplitSolution};
 use crate::error::Result;
 use crate::solve::milp::{Milp, MilpStatus, Var};
@@ -83,10 +83,11 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
             let (st, m) = local_search(p, &full_lists, ctx);
             (st.plan(), m)
         } else {
-            // the MILP's budget affords more price starts than the heuristic's; the regime moves
-            // run on the best start only, so the solver's own two starts are tried too
-            let a = priced_search_from(p, &full_lists, ctx, &WARM_STARTS);
-            let b = priced_search(p, &full_lists, ctx);
+            // the MILP's budget affords more price starts than the heuristic's; the regime and
+            // raise moves run on the best start only, so the solver's own two starts are tried
+            // too (raise moves under every objective here)
+            let a = priced_search_from(p, &full_lists, ctx, &WARM_STARTS, true);
+            let b = priced_search_from(p, &full_lists, ctx, &STARTS, true);
             let value = |x: &(Vec<super::Choice>, u64)| p.plan_value(&x.0).unwrap_or(f64::INFINITY);
             if value(&b) < value(&a) {
                 b
