@@ -53,6 +53,7 @@ pub struct Milp {
     cols: Vec<Col>,
     rows: Vec<Row>,
     guard: Option<DeadlineGuard>,
+    root_stall: Option<f64>,
 }
 
 /// Stops HiGHS at one of its limit checks when the time left is below the predicted length of the
@@ -131,6 +132,8 @@ pub struct MilpResult {
     pub gap: Option<f64>,
     pub nodes: u64,
     pub lp_iterations: u64,
+    /// Stopped because the root bound stalled ([`Milp::stop_on_root_stall`]).
+    pub stalled: bool,
 }
 
 impl Milp {
@@ -142,6 +145,7 @@ impl Milp {
             cols: vec![],
             rows: vec![],
             guard: None,
+            root_stall: None,
         }
     }
 
@@ -154,6 +158,14 @@ impl Milp {
     /// still `TimeLimit`.
     pub fn guard_deadline(&mut self, slack_s: f64) {
         self.guard = Some(DeadlineGuard { slack_s });
+    }
+
+    /// Stops HiGHS at a limit check in the root node (no node solved yet) once its dual bound is
+    /// finite and moved by at most `rel` (relative) since the previous check: its root cut rounds
+    /// have stalled, and the caller can spend the time left elsewhere. The status is then
+    /// `Interrupted` with [`MilpResult::stalled`] set, the incumbent and bound as usual.
+    pub fn stop_on_root_stall(&mut self, rel: f64) {
+        self.root_stall = Some(rel);
     }
 
     /// Adds a constant to the objective.
@@ -312,6 +324,9 @@ impl Milp {
             last_poll_s: Some(ctx.elapsed_s()),
             stretch_s: 0.0,
             guard_stopped: false,
+            root_stall: self.root_stall,
+            last_bound: f64::NEG_INFINITY,
+            stalled: false,
         };
         unsafe {
             hs::Highs_setCallback(
@@ -401,6 +416,7 @@ impl Milp {
             gap,
             nodes,
             lp_iterations,
+            stalled: cb.stalled,
         })
     }
 
@@ -496,6 +512,11 @@ struct CallbackData {
     stretch_s: f64,
     /// Whether the guard stopped HiGHS.
     guard_stopped: bool,
+    root_stall: Option<f64>,
+    /// The dual bound at the previous check (−∞ before the first finite one).
+    last_bound: f64,
+    /// Whether the root stall stopped HiGHS.
+    stalled: bool,
 }
 
 unsafe extern "C" fn callback(
@@ -518,6 +539,21 @@ unsafe extern "C" fn callback(
                 data.stretch_s = now - prev;
             }
             data.last_poll_s = Some(now);
+            if let (Some(rel), false) = (data.root_stall, data_out.is_null() || data_in.is_null()) {
+                let out = &*data_out;
+                let b = out.mip_dual_bound;
+                if out.mip_node_count == 0
+                    && b.is_finite()
+                    && data.last_bound.is_finite()
+                    && (b - data.last_bound).abs() <= rel * b.abs().max(1e-9)
+                {
+                    data.stalled = true;
+                    (*data_in).user_interrupt = 1;
+                }
+                if b.is_finite() {
+                    data.last_bound = b;
+                }
+            }
             if let (Some(g), Some(left)) = (data.guard, ctx.remaining_s()) {
                 if left + g.slack_s < data.stretch_s && !data_in.is_null() {
                     data.guard_stopped = true;
