@@ -72,7 +72,7 @@ impl Solver<KvSplit> for MilpSolver {
         SolverKind::Exact
     }
     fn description(&self) -> &'static str {
-        "HiGHS MILP over dominance-pruned per-user choices with shared-weight variables, step floors and congestion cuts; warm-started from priced-search"
+        "HiGHS MILP over dominance-pruned per-user choices with shared-weight variables, step floors and congestion cuts; warm-started from priced-search; sub-MILP neighbourhood search in the time HiGHS leaves"
     }
     fn solve(&self, p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplitSolution>> {
         if let Some(o) = no_candidates(p) {
