@@ -531,3 +531,82 @@ fn lagrangian_reduced_costs_are_valid_on_tiny_instances() {
     }
     assert!(checked >= 200, "only {checked} candidates checked");
 }
+
+/// The MILP's neighbourhood search (sub-MILPs over a few freed users, the others fixed): the plan
+/// it returns is feasible, evaluates to the value it reports, is no worse than its start (the worst
+/// feasible plan) and no better than the brute-force optimum; on tiny instances every user is
+/// freed and every server is in the neighbourhood, so one sub-MILP reaches the optimum.
+#[test]
+fn neighbourhood_search_returns_valid_plans_and_reaches_tiny_optima() {
+    use edgeplan::problems::kv_split::milp::neighbourhood_search;
+    use edgeplan::solve::Context;
+    let mut checked = 0;
+    for (k, suffix) in ["", "-max", "-fixed"].iter().enumerate() {
+        for seed in 0..30u64 {
+            let p = prep(
+                &generate::generate(&format!("tiny{suffix}"), 700 + 100 * k as u64 + seed).unwrap(),
+            );
+            let bf = run(&p, "brute-force");
+            let Some(opt) = bf.objective else { continue };
+            let lists: Vec<_> = p.users.iter().map(|u| u.cands.clone()).collect();
+            let combos: usize = lists.iter().map(|l| l.len()).product();
+            if combos == 0 || combos > 20_000 {
+                continue;
+            }
+            // the worst feasible plan
+            let mut worst: Option<(Vec<usize>, f64)> = None;
+            let mut idx = vec![0usize; lists.len()];
+            loop {
+                let plan: Vec<_> = idx
+                    .iter()
+                    .enumerate()
+                    .map(|(u, &j)| lists[u][j].0)
+                    .collect();
+                if let Some(v) = p.plan_value(&plan) {
+                    if worst.as_ref().is_none_or(|w| v > w.1) {
+                        worst = Some((idx.clone(), v));
+                    }
+                }
+                let mut u = 0;
+                while u < idx.len() {
+                    idx[u] += 1;
+                    if idx[u] < lists[u].len() {
+                        break;
+                    }
+                    idx[u] = 0;
+                    u += 1;
+                }
+                if u == idx.len() {
+                    break;
+                }
+            }
+            let Some(mut best) = worst else { continue };
+            let start = best.1;
+            let opts = SolveOptions::default();
+            let mut obs = NoObserver;
+            let ctx = Context::new(&opts, &mut obs, StopFlag::new());
+            neighbourhood_search(&p, &lists, &mut best, &ctx, 1, f64::NEG_INFINITY).unwrap();
+            let plan: Vec<_> = (0..lists.len()).map(|u| lists[u][best.0[u]].0).collect();
+            let v = p.plan_value(&plan).expect("infeasible plan");
+            assert!(
+                close(v, best.1),
+                "tiny{suffix} {seed}: {v} vs reported {}",
+                best.1
+            );
+            assert!(
+                v <= start || close(v, start),
+                "tiny{suffix} {seed}: {v} > start {start}"
+            );
+            assert!(
+                v >= opt || close(v, opt),
+                "tiny{suffix} {seed}: {v} < optimum {opt}"
+            );
+            assert!(
+                close(v, opt),
+                "tiny{suffix} {seed}: {v} after one sub-MILP, optimum {opt}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 30, "only {checked} instances checked");
+}

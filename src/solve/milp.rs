@@ -52,6 +52,16 @@ pub struct Milp {
     offset: f64,
     cols: Vec<Col>,
     rows: Vec<Row>,
+    guard: Option<DeadlineGuard>,
+    root_stall: Option<f64>,
+}
+
+/// Stops HiGHS at one of its limit checks when the time left is below the predicted length of the
+/// stretch of work before its next check ([`Milp::guard_deadline`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeadlineGuard {
+    /// Seconds allowed past the deadline.
+    pub slack_s: f64,
 }
 
 /// HiGHS model status, mapped one to one (no status is folded into another).
@@ -122,6 +132,8 @@ pub struct MilpResult {
     pub gap: Option<f64>,
     pub nodes: u64,
     pub lp_iterations: u64,
+    /// Stopped because the root bound stalled ([`Milp::stop_on_root_stall`]).
+    pub stalled: bool,
 }
 
 impl Milp {
@@ -132,7 +144,28 @@ impl Milp {
             offset: 0.0,
             cols: vec![],
             rows: vec![],
+            guard: None,
+            root_stall: None,
         }
+    }
+
+    /// Stops HiGHS at a limit check (between its root cut rounds, at every node) when the time
+    /// left plus `slack_s` is below the length of the stretch since its previous check (the
+    /// prediction of the next stretch's length): HiGHS does
+    /// not look at the clock inside a cut round (separators, cut pool) nor in the analytic-centre
+    /// IPM, which take seconds on large models, so without the guard it ends up to one such
+    /// stretch late; with it, the run ends early by up to one stretch instead. The status is
+    /// still `TimeLimit`.
+    pub fn guard_deadline(&mut self, slack_s: f64) {
+        self.guard = Some(DeadlineGuard { slack_s });
+    }
+
+    /// Stops HiGHS at a limit check in the root node (no node solved yet) once its dual bound is
+    /// finite and moved by at most `rel` (relative) since the previous check: its root cut rounds
+    /// have stalled, and the caller can spend the time left elsewhere. The status is then
+    /// `Interrupted` with [`MilpResult::stalled`] set, the incumbent and bound as usual.
+    pub fn stop_on_root_stall(&mut self, rel: f64) {
+        self.root_stall = Some(rel);
     }
 
     /// Adds a constant to the objective.
@@ -287,6 +320,13 @@ impl Milp {
         // stop request can wait for those phases to end; HiGHS' own time limit still applies there.
         let mut cb = CallbackData {
             ctx: ctx as *mut Context<'_> as *mut c_void,
+            guard: self.guard,
+            last_poll_s: Some(ctx.elapsed_s()),
+            stretch_s: 0.0,
+            guard_stopped: false,
+            root_stall: self.root_stall,
+            last_bound: f64::NEG_INFINITY,
+            stalled: false,
         };
         unsafe {
             hs::Highs_setCallback(
@@ -314,8 +354,11 @@ impl Milp {
             }
         }
         let mut status = MilpStatus::from_highs(unsafe { hs::Highs_getModelStatus(h.0) });
-        if status == MilpStatus::Interrupted && !ctx.interrupted() && ctx.timed_out() {
-            // our callback stopped HiGHS at the deadline
+        if status == MilpStatus::Interrupted
+            && !ctx.interrupted()
+            && (ctx.timed_out() || cb.guard_stopped)
+        {
+            // our callback stopped HiGHS at the deadline, or just before it (the guard)
             status = MilpStatus::TimeLimit;
         }
         let primal_status = h.int_info("primal_solution_status").unwrap_or(0);
@@ -373,6 +416,7 @@ impl Milp {
             gap,
             nodes,
             lp_iterations,
+            stalled: cb.stalled,
         })
     }
 
@@ -461,6 +505,18 @@ impl Milp {
 
 struct CallbackData {
     ctx: *mut c_void,
+    guard: Option<DeadlineGuard>,
+    /// Context time of the previous MIP limit check (of the start of the run before the first).
+    last_poll_s: Option<f64>,
+    /// The last stretch between two checks: the guard's prediction of the next one.
+    stretch_s: f64,
+    /// Whether the guard stopped HiGHS.
+    guard_stopped: bool,
+    root_stall: Option<f64>,
+    /// The dual bound at the previous check (−∞ before the first finite one).
+    last_bound: f64,
+    /// Whether the root stall stopped HiGHS.
+    stalled: bool,
 }
 
 unsafe extern "C" fn callback(
@@ -475,8 +531,36 @@ unsafe extern "C" fn callback(
         if user.is_null() {
             return;
         }
-        let data = &*(user as *const CallbackData);
+        let data = &mut *(user as *mut CallbackData);
         let ctx = &mut *(data.ctx as *mut Context<'_>);
+        if callback_type == hs::kHighsCallbackMipInterrupt as c_int {
+            let now = ctx.elapsed_s();
+            if let Some(prev) = data.last_poll_s {
+                data.stretch_s = now - prev;
+            }
+            data.last_poll_s = Some(now);
+            if let (Some(rel), false) = (data.root_stall, data_out.is_null() || data_in.is_null()) {
+                let out = &*data_out;
+                let b = out.mip_dual_bound;
+                if out.mip_node_count == 0
+                    && b.is_finite()
+                    && data.last_bound.is_finite()
+                    && (b - data.last_bound).abs() <= rel * b.abs().max(1e-9)
+                {
+                    data.stalled = true;
+                    (*data_in).user_interrupt = 1;
+                }
+                if b.is_finite() {
+                    data.last_bound = b;
+                }
+            }
+            if let (Some(g), Some(left)) = (data.guard, ctx.remaining_s()) {
+                if left + g.slack_s < data.stretch_s && !data_in.is_null() {
+                    data.guard_stopped = true;
+                    (*data_in).user_interrupt = 1;
+                }
+            }
+        }
         if callback_type == hs::kHighsCallbackMipImprovingSolution as c_int && !data_out.is_null() {
             let out = &*data_out;
             ctx.report(Progress::Incumbent {

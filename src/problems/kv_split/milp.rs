@@ -40,16 +40,27 @@
 //!   be in a plan at least as good as the warm start and is dropped (the warm start's own
 //!   candidates are kept);
 //! - the reported bound is the better of HiGHS' and the Lagrangian dual bound
-//!   ([`super::lagrangian::subgradient`], 150 iterations without repairs).
+//!   ([`super::lagrangian::subgradient`], 150 iterations without repairs);
+//! - time: HiGHS is stopped before a stretch without a clock check that would end past the limit
+//!   ([`Milp::guard_deadline`]); with a warm start and a time limit (latency objectives) it is
+//!   also stopped once its root bound stalls ([`Milp::stop_on_root_stall`], < 0.01 % between two
+//!   limit checks), and the time left goes to [`neighbourhood_search`] (sub-MILPs over 15 freed
+//!   users of two servers, the others fixed) until the deadline or the gap target; its plans are
+//!   plans of the whole model, so the bound stays HiGHS' (or the Lagrangian's).
 
 use super::cost::{Cand, Prepared};
 use super::heuristics::{local_search, plan_of, user_lists, State};
 use super::instance::Objective;
-use super::search::{priced_search, priced_search_from};
+use super::search::{priced_search_from, STARTS};
 use super::{no_candidates, KvSplit, KvSplitSolution};
 use crate::error::Result;
 use crate::solve::milp::{Milp, MilpStatus, Var};
-use crate::solve::{Context, Outcome, Sense, SolveOptions, Solver, SolverKind, Termination};
+use crate::solve::{
+    Context, NoObserver, Outcome, Sense, SolveOptions, Solver, SolverKind, Termination,
+};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
 pub struct MilpSolver;
 
@@ -61,7 +72,7 @@ impl Solver<KvSplit> for MilpSolver {
         SolverKind::Exact
     }
     fn description(&self) -> &'static str {
-        "HiGHS MILP over dominance-pruned per-user choices with shared-weight variables, step floors and congestion cuts; warm-started from priced-search"
+        "HiGHS MILP over dominance-pruned per-user choices with shared-weight variables, step floors and congestion cuts; warm-started from priced-search; sub-MILP neighbourhood search in the time HiGHS leaves"
     }
     fn solve(&self, p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplitSolution>> {
         if let Some(o) = no_candidates(p) {
@@ -83,10 +94,11 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
             let (st, m) = local_search(p, &full_lists, ctx);
             (st.plan(), m)
         } else {
-            // the MILP's budget affords more price starts than the heuristic's; the regime moves
-            // run on the best start only, so the solver's own two starts are tried too
-            let a = priced_search_from(p, &full_lists, ctx, &WARM_STARTS);
-            let b = priced_search(p, &full_lists, ctx);
+            // the MILP's budget affords more price starts than the heuristic's; the regime and
+            // raise moves run on the best start only, so the solver's own two starts are tried
+            // too (raise moves under every objective here)
+            let a = priced_search_from(p, &full_lists, ctx, &WARM_STARTS, true);
+            let b = priced_search_from(p, &full_lists, ctx, &STARTS, true);
             let value = |x: &(Vec<super::Choice>, u64)| p.plan_value(&x.0).unwrap_or(f64::INFINITY);
             if value(&b) < value(&a) {
                 b
@@ -170,6 +182,149 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
         lists.push(kept);
     }
     let warm = warm.map(|(_, ub)| (warm_pick, ub));
+    let Model { mut m, x, warm_x } = model(p, &lists, &floors, &caps, warm.as_ref());
+    // HiGHS does not look at the clock inside its root cut rounds (1-3 s each on `large`, and
+    // 4 s for the analytic centre after the fifth): stop before one that would end past the limit
+    m.guard_deadline(GUARD_SLACK_S);
+    // with a warm start and a time limit (latency objectives): once HiGHS' root cut rounds stall
+    // (they move the bound by < 0.01 % on `large`), the time left goes to the neighbourhood search
+    let lns = warm.is_some()
+        && p.objective != Objective::Admitted
+        && ctx.options.iteration_limit.is_none()
+        && ctx.remaining_s().is_some();
+    if lns {
+        m.stop_on_root_stall(ROOT_STALL);
+    }
+    let r = m.solve(ctx, warm_x.as_deref())?;
+    let mut out = match (&r.x, r.status) {
+        (Some(xv), _) => {
+            let plan: Vec<_> = (0..nu)
+                .map(|u| {
+                    let j = (0..lists[u].len())
+                        .max_by(|&a, &b| xv[x[u][a].0].partial_cmp(&xv[x[u][b].0]).unwrap())
+                        .unwrap();
+                    lists[u][j].0
+                })
+                .collect();
+            let ev = p.evaluate_plan(&plan);
+            let mut o = Outcome::with(
+                r.status.termination(),
+                KvSplitSolution::from_plan(p, &plan),
+                ev.objective,
+            );
+            o.bound = r.bound;
+            o
+        }
+        (None, MilpStatus::Infeasible) if warm.is_some() => {
+            // the caps admit every plan within a relative 1e-7 of the incumbent: none exists, so the
+            // incumbent is optimal (up to that tolerance)
+            let (pick, ub) = warm.as_ref().unwrap();
+            let plan: Vec<_> = (0..nu).map(|u| lists[u][pick[u]].0).collect();
+            let mut o = Outcome::with(
+                Termination::Optimal,
+                KvSplitSolution::from_plan(p, &plan),
+                *ub,
+            );
+            o.bound = Some(*ub);
+            o.notes
+                .push("no plan better than the warm start within the step caps".into());
+            o
+        }
+        (None, MilpStatus::Infeasible) => Outcome::none(Termination::Infeasible),
+        (None, st) => {
+            let mut o = Outcome::none(st.termination());
+            o.bound = r.bound;
+            o
+        }
+    };
+    // HiGHS stopped on its time limit or a root stall (minimisation: it reports `Optimal` at the
+    // gap target): the neighbourhood search improves the plan until the deadline or the target
+    let unfinished = out.termination == Termination::TimeLimit
+        || (r.stalled && out.termination == Termination::Interrupted && !ctx.interrupted());
+    if lns && unfinished {
+        if let (Some(sol), Some(v)) = (&out.solution, out.objective) {
+            let plan = sol.to_plan(p).map_err(crate::error::Error::Solver)?;
+            let pick: Option<Vec<usize>> = (0..nu)
+                .map(|u| lists[u].iter().position(|c| c.0 == plan[u]))
+                .collect();
+            if let Some(pick) = pick {
+                let mut best = (pick, v);
+                let bound = r
+                    .bound
+                    .into_iter()
+                    .chain(lagrange)
+                    .fold(f64::NEG_INFINITY, f64::max);
+                let gap = ctx.options.mip_rel_gap.unwrap_or(1e-4);
+                let target = if bound > 0.0 {
+                    bound / (1.0 - gap)
+                } else {
+                    f64::NEG_INFINITY
+                };
+                let (tries, better) =
+                    neighbourhood_search(p, &lists, &mut best, ctx, usize::MAX, target)?;
+                if best.1 < v {
+                    let plan: Vec<_> = (0..nu).map(|u| lists[u][best.0[u]].0).collect();
+                    out.solution = Some(KvSplitSolution::from_plan(p, &plan));
+                    out.objective = Some(p.evaluate_plan(&plan).objective);
+                }
+                out.termination = if best.1 <= target {
+                    out.bound = Some(bound.min(best.1));
+                    Termination::Optimal
+                } else if ctx.interrupted() {
+                    Termination::Interrupted
+                } else {
+                    Termination::TimeLimit
+                };
+                out.notes.push(format!(
+                    "neighbourhood search: {tries} sub-MILPs, {better} improved the plan ({v:.6e} -> {:.6e})",
+                    best.1
+                ));
+            }
+        }
+    }
+    if let (Some(lb), Some(obj)) = (lagrange, out.objective) {
+        if out.termination != Termination::Optimal && out.bound.is_none_or(|b| b < lb) {
+            out.bound = Some(lb.min(obj));
+            out.notes.push(format!(
+                "bound from the Lagrangian relaxation ({lb:.6e}); HiGHS' was {}",
+                r.bound.map_or("none".into(), |b| format!("{b:.6e}"))
+            ));
+        }
+    }
+    out.nodes = r.nodes;
+    out.iterations = r.lp_iterations;
+    out.notes.push(format!(
+        "{} candidates after pruning ({} raw); {} columns, {} rows{}",
+        lists.iter().map(|l| l.len()).sum::<usize>(),
+        p.raw_candidates,
+        m.num_cols(),
+        m.num_rows(),
+        if warm.is_some() { "; warm-started" } else { "" }
+    ));
+    Ok(out)
+}
+
+/// The MILP over `lists` and its handles.
+struct Model {
+    m: Milp,
+    /// `x[u][j]`: user `u` takes `lists[u][j]`.
+    x: Vec<Vec<Var>>,
+    /// The warm start as a full column vector.
+    warm_x: Option<Vec<f64>>,
+}
+
+/// Builds the MILP (see the module doc) over `lists` with the step `floors` and `caps`, warm-started
+/// from `warm` = (candidate index per user in `lists`, its value).
+fn model(
+    p: &Prepared,
+    lists: &[Vec<Cand>],
+    floors: &Floors,
+    caps: &[f64],
+    warm: Option<&(Vec<usize>, f64)>,
+) -> Model {
+    let l = p.num_layers();
+    let ns = p.servers.len();
+    let nu = p.users.len();
     let sense = if p.objective == Objective::Admitted {
         Sense::Maximize
     } else {
@@ -362,7 +517,7 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
     // their own work plus W^D_s A^D_s ≥ (Σ_u √(w_u a_u))² (Cauchy–Schwarz), the square
     // under-estimated by tangents
     if p.objective == Objective::MeanLatency {
-        let warm_pick = warm.as_ref().map(|(pick, _)| pick.as_slice());
+        let warm_pick = warm.map(|(pick, _)| pick.as_slice());
         for s in 0..ns {
             if free_on[s].is_empty() {
                 continue;
@@ -371,7 +526,7 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
             let cut = CsCut {
                 s,
                 members: &free_on[s],
-                lists: &lists,
+                lists,
                 x: &x,
                 cap: caps[s],
                 warm: warm_pick,
@@ -419,7 +574,7 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
         }
     }
     // warm start vector
-    let warm_x = warm.as_ref().map(|(pick, _)| {
+    let warm_x = warm.map(|(pick, _)| {
         let mut v = vec![0.0; m.num_cols()];
         for u in 0..nu {
             v[x[u][pick[u]].0] = 1.0;
@@ -466,69 +621,108 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
         }
         v
     });
-    let r = m.solve(ctx, warm_x.as_deref())?;
-    let mut out = match (&r.x, r.status) {
-        (Some(xv), _) => {
-            let plan: Vec<_> = (0..nu)
-                .map(|u| {
-                    let j = (0..lists[u].len())
-                        .max_by(|&a, &b| xv[x[u][a].0].partial_cmp(&xv[x[u][b].0]).unwrap())
-                        .unwrap();
-                    lists[u][j].0
-                })
-                .collect();
-            let ev = p.evaluate_plan(&plan);
-            let mut o = Outcome::with(
-                r.status.termination(),
-                KvSplitSolution::from_plan(p, &plan),
-                ev.objective,
-            );
-            o.bound = r.bound;
-            o
+    Model { m, x, warm_x }
+}
+
+/// HiGHS stops in the root node when a limit check finds its bound moved by at most this
+/// (relative) since the previous one; [`neighbourhood_search`] then gets the time left.
+const ROOT_STALL: f64 = 1e-4;
+/// Users freed per neighbourhood, and the time limit of one sub-MILP, s.
+const LNS_USERS: usize = 15;
+const LNS_SUB_S: f64 = 0.3;
+
+/// A large-neighbourhood search with sub-MILPs, from the plan `best` = (candidate index per user
+/// in `lists`, its value), for at most `max_rounds` sub-MILPs, until the context's deadline or a
+/// value at or below `target`.
+/// Round `k` takes the `k`-th pair of servers (in turn; the single server when there is one) and
+/// frees [`LNS_USERS`] users drawn at random (seeded by the options' seed) among those on the pair
+/// or local: they may take any of their candidates on the pair or local, every other user keeps
+/// its candidate. The sub-MILP is [`model`] over these lists with their own floors and caps, so
+/// every plan it finds is a plan of the whole instance; warm-started from `best`, at most
+/// [`LNS_SUB_S`] seconds, gap 10⁻⁶; its plan replaces `best` when `evaluate_plan` finds it
+/// feasible and better. Returns (sub-MILPs run, improvements).
+pub fn neighbourhood_search(
+    p: &Prepared,
+    lists: &[Vec<Cand>],
+    best: &mut (Vec<usize>, f64),
+    ctx: &Context<'_>,
+    max_rounds: usize,
+    target: f64,
+) -> Result<(u64, u64)> {
+    let l = p.num_layers();
+    let ns = p.servers.len();
+    let nu = p.users.len();
+    let mut pairs: Vec<(usize, usize)> = (0..ns)
+        .flat_map(|a| (a + 1..ns).map(move |b| (a, b)))
+        .collect();
+    if pairs.is_empty() {
+        pairs.push((0, 0));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(ctx.options.seed);
+    let (mut tries, mut better) = (0u64, 0u64);
+    let mut round = 0usize;
+    while round < max_rounds
+        && best.1 > target
+        && !ctx.should_stop()
+        && ctx.remaining_s().is_none_or(|t| t > 0.05)
+    {
+        let (a, b) = pairs[round % pairs.len()];
+        let in_n = |c: &Cand| !c.0.admitted || c.0.split == l || c.0.server == a || c.0.server == b;
+        let mut free: Vec<usize> = (0..nu).filter(|&u| in_n(&lists[u][best.0[u]])).collect();
+        free.shuffle(&mut rng);
+        free.truncate(LNS_USERS);
+        round += 1;
+        let mut sub: Vec<Vec<Cand>> = (0..nu).map(|u| vec![lists[u][best.0[u]]]).collect();
+        let mut sub_pick = vec![0; nu];
+        for &u in &free {
+            sub[u] = lists[u].iter().copied().filter(|c| in_n(c)).collect();
+            sub_pick[u] = sub[u]
+                .iter()
+                .position(|c| c.0 == lists[u][best.0[u]].0)
+                .unwrap_or(0);
         }
-        (None, MilpStatus::Infeasible) if warm.is_some() => {
-            // the caps admit every plan within a relative 1e-7 of the incumbent: none exists, so the
-            // incumbent is optimal (up to that tolerance)
-            let (pick, ub) = warm.as_ref().unwrap();
-            let plan: Vec<_> = (0..nu).map(|u| lists[u][pick[u]].0).collect();
-            let mut o = Outcome::with(
-                Termination::Optimal,
-                KvSplitSolution::from_plan(p, &plan),
-                *ub,
-            );
-            o.bound = Some(*ub);
-            o.notes
-                .push("no plan better than the warm start within the step caps".into());
-            o
-        }
-        (None, MilpStatus::Infeasible) => Outcome::none(Termination::Infeasible),
-        (None, st) => {
-            let mut o = Outcome::none(st.termination());
-            o.bound = r.bound;
-            o
-        }
-    };
-    if let (Some(lb), Some(obj)) = (lagrange, out.objective) {
-        if out.termination != Termination::Optimal && out.bound.is_none_or(|b| b < lb) {
-            out.bound = Some(lb.min(obj));
-            out.notes.push(format!(
-                "bound from the Lagrangian relaxation ({lb:.6e}); HiGHS' was {}",
-                r.bound.map_or("none".into(), |b| format!("{b:.6e}"))
-            ));
+        let floors = Floors::new(p, &sub);
+        let caps = step_caps(p, &sub, &floors, best.1);
+        let warm = (sub_pick, best.1);
+        let Model { mut m, x, warm_x } = model(p, &sub, &floors, &caps, Some(&warm));
+        m.guard_deadline(GUARD_SLACK_S);
+        let limit = ctx.remaining_s().map_or(LNS_SUB_S, |t| t.min(LNS_SUB_S));
+        let opts = SolveOptions {
+            time_limit_s: Some(limit.max(1e-3)),
+            mip_rel_gap: Some(1e-6),
+            ..ctx.options.clone()
+        };
+        let mut obs = NoObserver;
+        let mut inner = Context::new(&opts, &mut obs, ctx.stop_flag());
+        let r = m.solve(&mut inner, warm_x.as_deref())?;
+        tries += 1;
+        let Some(xv) = &r.x else { continue };
+        let plan: Vec<_> = (0..nu)
+            .map(|u| {
+                let j = (0..sub[u].len())
+                    .max_by(|&i, &k| xv[x[u][i].0].partial_cmp(&xv[x[u][k].0]).unwrap())
+                    .unwrap();
+                sub[u][j].0
+            })
+            .collect();
+        if let Some(v) = p.plan_value(&plan) {
+            if v < best.1 * (1.0 - 1e-9) {
+                let pick: Option<Vec<usize>> = (0..nu)
+                    .map(|u| lists[u].iter().position(|c| c.0 == plan[u]))
+                    .collect();
+                if let Some(pick) = pick {
+                    *best = (pick, v);
+                    better += 1;
+                }
+            }
         }
     }
-    out.nodes = r.nodes;
-    out.iterations = r.lp_iterations;
-    out.notes.push(format!(
-        "{} candidates after pruning ({} raw); {} columns, {} rows{}",
-        lists.iter().map(|l| l.len()).sum::<usize>(),
-        p.raw_candidates,
-        m.num_cols(),
-        m.num_rows(),
-        if warm.is_some() { "; warm-started" } else { "" }
-    ));
-    Ok(out)
+    Ok((tries, better))
 }
+
+/// Seconds the MILP may end past its time limit when HiGHS' next stretch without a clock check
+/// is as long as its last one ([`crate::solve::milp::Milp::guard_deadline`]).
+const GUARD_SLACK_S: f64 = 0.2;
 
 /// Price multipliers of the `priced-search` starts used as the warm start.
 const WARM_STARTS: [f64; 6] = [2.0, 8.0, 1.0, 4.0, 16.0, 32.0];

@@ -61,10 +61,11 @@
 //! ## Solvers (one file each)
 //! `milp` (exact, HiGHS over dominance-pruned candidates with step floors, Cauchy–Schwarz
 //! congestion cuts, max-latency step rows and Lagrangian reduced-cost fixing, warm-started from
-//! `priced-search`), `brute-force` (exact, tiny instances,
-//! unpruned), `lagrangian` (gradient: relaxes server memory, projected subgradient on μ_s, valid dual
-//! bound + repaired solution), `priced-search` (heuristic: memory prices, priced insertion, feasible
-//! descent with O(1) move scores, memory swaps; file `search.rs`), `greedy`, `local-search`
+//! `priced-search`, then a sub-MILP neighbourhood search in the time HiGHS leaves), `brute-force`
+//! (exact, tiny instances, unpruned), `lagrangian` (gradient: relaxes server memory, projected
+//! subgradient on μ_s, valid dual bound + repaired solution), `priced-search` (heuristic: memory
+//! prices, priced insertion, feasible descent with O(1) move scores, memory swaps, regime and raise
+//! moves; file `search.rs`), `greedy`, `local-search`
 //! (heuristics), `all-offload`, `all-local`, `fixed-split`, `cache-everywhere` (baselines).
 
 #![allow(clippy::needless_range_loop)]
