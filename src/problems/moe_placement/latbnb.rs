@@ -187,6 +187,14 @@ struct Search<'a> {
     hist: Vec<u64>,
     /// Scale of the slot and copy prices in the ascent (objective per slot).
     sigma: f64,
+    /// Changes with every placement or removal (keys the per-node sums of `lagr`).
+    ver: u64,
+    /// `(ver, k)` of the sums below: per server the demand of the placed experts held only there,
+    /// their dispatch cost, and the placed experts with more holders.
+    placed_key: (u64, usize),
+    single_w: Vec<f64>,
+    single_c: f64,
+    multi: Vec<usize>,
     // scratch of `lagr`: prices `[h·n + s]`, subgradient, free servers, slots left; per subset of
     // Φ (in the order of `subsets`) its slot price, its hold cost for one expert and per home its
     // cheapest price; per free expert the cost of every subset and per size the cheapest
@@ -291,6 +299,7 @@ impl Search<'_> {
             &self.hc,
         );
         self.used += t.count_ones() as usize;
+        self.ver += 1;
         self.sets[k] = t;
     }
 
@@ -305,6 +314,7 @@ impl Search<'_> {
             &self.hc,
         );
         self.used -= t.count_ones() as usize;
+        self.ver += 1;
     }
 
     /// The Lagrangian bound with experts `< k` placed, for multipliers `y` (`[μ | π]`); its
@@ -320,8 +330,35 @@ impl Search<'_> {
             }
         }
         self.g.iter_mut().for_each(|x| *x = 0.0);
-        let mut v = self.hold_sum;
-        for (j, &t) in self.sets[..k].iter().enumerate() {
+        // the placed experts: those with one holder `s` are linear in the prices (their demand
+        // `W_s` at `cc + μ_s·kk_s`), summed once per node; the others take their cheapest holder
+        if self.placed_key != (self.ver, k) {
+            self.placed_key = (self.ver, k);
+            self.single_w.iter_mut().for_each(|x| *x = 0.0);
+            self.single_c = 0.0;
+            self.multi.clear();
+            for (j, &t) in self.sets[..k].iter().enumerate() {
+                if t.count_ones() == 1 {
+                    let s = t.trailing_zeros() as usize;
+                    for (h, &dh) in self.dk[j * nh..(j + 1) * nh].iter().enumerate() {
+                        if dh > 0.0 {
+                            self.single_w[s] += dh;
+                            self.single_c += dh * self.cc[h * n + s];
+                        }
+                    }
+                } else {
+                    self.multi.push(j);
+                }
+            }
+        }
+        let mut v = self.hold_sum + self.single_c;
+        for s in 0..n {
+            let w = self.single_w[s] * kk[s];
+            v += mu[s] * w;
+            self.g[s] += w;
+        }
+        for &j in &self.multi {
+            let t = self.sets[j];
             let dj = &self.dk[j * nh..(j + 1) * nh];
             for (ah, &dh) in self.a.chunks_exact(n).zip(dj) {
                 if dh <= 0.0 {
@@ -886,6 +923,11 @@ pub fn solve_layer(
         hold_sum: 0.0,
         hist: vec![0; n],
         sigma: prm.sigma * p.layer_lower_bound(l).max(1e-300) / total_slots.max(1) as f64,
+        ver: 0,
+        placed_key: (u64::MAX, 0),
+        single_w: vec![0.0; n],
+        single_c: 0.0,
+        multi: Vec::with_capacity(p.experts),
         a: vec![0.0; nh * n],
         g: vec![0.0; 2 * n + 1],
         phi: Vec::with_capacity(n),
