@@ -53,7 +53,7 @@ pub struct Milp {
     cols: Vec<Col>,
     rows: Vec<Row>,
     guard: Option<DeadlineGuard>,
-    root_stall: Option<f64>,
+    root_stall: Option<(f64, f64)>,
 }
 
 /// Stops HiGHS at one of its limit checks when the time left is below the predicted length of the
@@ -161,11 +161,14 @@ impl Milp {
     }
 
     /// Stops HiGHS at a limit check in the root node (no node solved yet) once its dual bound is
-    /// finite and moved by at most `rel` (relative) since the previous check: its root cut rounds
-    /// have stalled, and the caller can spend the time left elsewhere. The status is then
-    /// `Interrupted` with [`MilpResult::stalled`] set, the incumbent and bound as usual.
-    pub fn stop_on_root_stall(&mut self, rel: f64) {
-        self.root_stall = Some(rel);
+    /// finite and moved by at most `rel` (relative) since the previous check, and at least the
+    /// share `min_share` of the time budget (time used + time left) is spent: its root cut rounds
+    /// have stalled on a model that is slow for it, and the caller can spend the time left
+    /// elsewhere (a model whose root ends early in the budget is left to HiGHS' branching, which
+    /// may prove it). The status is then `Interrupted` with [`MilpResult::stalled`] set, the
+    /// incumbent and bound as usual. Without a time limit it never stops.
+    pub fn stop_on_root_stall(&mut self, rel: f64, min_share: f64) {
+        self.root_stall = Some((rel, min_share));
     }
 
     /// Adds a constant to the objective.
@@ -512,7 +515,7 @@ struct CallbackData {
     stretch_s: f64,
     /// Whether the guard stopped HiGHS.
     guard_stopped: bool,
-    root_stall: Option<f64>,
+    root_stall: Option<(f64, f64)>,
     /// The dual bound at the previous check (−∞ before the first finite one).
     last_bound: f64,
     /// Whether the root stall stopped HiGHS.
@@ -539,10 +542,16 @@ unsafe extern "C" fn callback(
                 data.stretch_s = now - prev;
             }
             data.last_poll_s = Some(now);
-            if let (Some(rel), false) = (data.root_stall, data_out.is_null() || data_in.is_null()) {
+            if let (Some((rel, min_share)), false) =
+                (data.root_stall, data_out.is_null() || data_in.is_null())
+            {
                 let out = &*data_out;
                 let b = out.mip_dual_bound;
+                let spent = ctx
+                    .remaining_s()
+                    .is_some_and(|left| now >= min_share * (now + left));
                 if out.mip_node_count == 0
+                    && spent
                     && b.is_finite()
                     && data.last_bound.is_finite()
                     && (b - data.last_bound).abs() <= rel * b.abs().max(1e-9)
