@@ -964,6 +964,23 @@ impl<'a> Fast<'a> {
             }
         }
         self.ban = None;
+        self.settle(ok, before, &old, users.len(), stop)
+    }
+
+    /// The end of a regime or raise move after its re-insertion (`ok`: every user found a
+    /// place): a plan within [`REGIME_SLACK`] of `before` is descended (unpriced descent and swap
+    /// rounds) and kept when better, `Some(moves + reinserted)`; otherwise every user goes back
+    /// to its pick in `old`, `None`.
+    fn settle(
+        &mut self,
+        ok: bool,
+        before: f64,
+        old: &[usize],
+        reinserted: usize,
+        stop: &Stop,
+    ) -> Option<u64> {
+        let zero = vec![0.0; self.ns];
+        // a re-insertion far above the plan is not descended (the descents are the cost)
         let promising = ok && self.objective() < before * (1.0 + REGIME_SLACK);
         let mut moves = 0;
         if promising {
@@ -971,8 +988,9 @@ impl<'a> Fast<'a> {
             moves += self.descent(&zero, 20, stop) + self.swap_rounds(3, stop);
         }
         if promising && self.objective() < before - 1e-12 * before.abs().max(1e-9) {
-            return Some(moves + users.len() as u64);
+            return Some(moves + reinserted as u64);
         }
+        // undo: take every changed user out, then put each back
         for u in 0..old.len() {
             if self.pick[u] != old[u] {
                 self.set(u, NONE);
@@ -990,7 +1008,6 @@ impl<'a> Fast<'a> {
     /// One regime move on server `s` (see [`Fast::regimes`]) with re-insertion prices `mu`:
     /// `Some(Some(moves))` kept, `Some(None)` no improvement, `None` a user found no room.
     fn regime(&mut self, s: usize, mu: &[f64], stop: &Stop) -> Option<Option<u64>> {
-        let zero = vec![0.0; self.ns];
         let before = self.objective();
         let old = self.pick.clone();
         let users: Vec<usize> = self.members[s].clone();
@@ -1057,32 +1074,10 @@ impl<'a> Fast<'a> {
                 }
             }
         }
-        let mut moves = 0;
-        // a re-insertion far above the plan is not descended (the descents are the cost)
-        let promising = ok && self.objective() < before * (1.0 + REGIME_SLACK);
-        if promising {
-            self.reserve();
-            moves += self.descent(&zero, 20, stop) + self.swap_rounds(3, stop);
-        }
-        if promising && self.objective() < before - 1e-12 * before.abs().max(1e-9) {
-            return Some(Some(moves + users.len() as u64));
-        }
-        // undo: take every changed user out, then put each back
-        for u in 0..old.len() {
-            if self.pick[u] != old[u] {
-                self.set(u, NONE);
-            }
-        }
-        for u in 0..old.len() {
-            if self.pick[u] == NONE {
-                self.set(u, old[u]);
-            }
-        }
-        self.reserve();
-        if ok {
-            Some(None)
-        } else {
-            None
+        match self.settle(ok, before, &old, users.len(), stop) {
+            Some(moves) => Some(Some(moves)),
+            None if ok => Some(None),
+            None => None,
         }
     }
 
