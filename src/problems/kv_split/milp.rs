@@ -53,7 +53,7 @@ use super::cost::{Cand, Prepared};
 use super::heuristics::{local_search, plan_of, user_lists, State};
 use super::instance::Objective;
 use super::search::{priced_search_from, STARTS};
-use super::{no_candidates, KvSplit, KvSplitSolution};
+use super::{no_candidates, Choice, KvSplit, KvSplitSolution};
 use crate::error::Result;
 use crate::solve::milp::{Milp, MilpStatus, Var};
 use crate::solve::{
@@ -199,14 +199,7 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
     let r = m.solve(ctx, warm_x.as_deref())?;
     let mut out = match (&r.x, r.status) {
         (Some(xv), _) => {
-            let plan: Vec<_> = (0..nu)
-                .map(|u| {
-                    let j = (0..lists[u].len())
-                        .max_by(|&a, &b| xv[x[u][a].0].partial_cmp(&xv[x[u][b].0]).unwrap())
-                        .unwrap();
-                    lists[u][j].0
-                })
-                .collect();
+            let plan = plan_of_x(xv, &x, &lists);
             let ev = p.evaluate_plan(&plan);
             let mut o = Outcome::with(
                 r.status.termination(),
@@ -306,6 +299,20 @@ pub fn solve_milp(p: &Prepared, ctx: &mut Context<'_>) -> Result<Outcome<KvSplit
 }
 
 /// The MILP over `lists` and its handles.
+/// The plan of a MILP solution: each user's candidate in `lists` with the largest `x[u][j]`.
+fn plan_of_x(xv: &[f64], x: &[Vec<Var>], lists: &[Vec<Cand>]) -> Vec<Choice> {
+    lists
+        .iter()
+        .zip(x)
+        .map(|(l, xu)| {
+            let j = (0..l.len())
+                .max_by(|&a, &b| xv[xu[a].0].total_cmp(&xv[xu[b].0]))
+                .unwrap_or(0);
+            l[j].0
+        })
+        .collect()
+}
+
 struct Model {
     m: Milp,
     /// `x[u][j]`: user `u` takes `lists[u][j]`.
@@ -703,14 +710,7 @@ pub fn neighbourhood_search(
         let r = m.solve(&mut inner, warm_x.as_deref())?;
         tries += 1;
         let Some(xv) = &r.x else { continue };
-        let plan: Vec<_> = (0..nu)
-            .map(|u| {
-                let j = (0..sub[u].len())
-                    .max_by(|&i, &k| xv[x[u][i].0].partial_cmp(&xv[x[u][k].0]).unwrap())
-                    .unwrap();
-                sub[u][j].0
-            })
-            .collect();
+        let plan = plan_of_x(xv, &x, &sub);
         if let Some(v) = p.plan_value(&plan) {
             if v < best.1 * (1.0 - 1e-9) {
                 let pick: Option<Vec<usize>> = (0..nu)
